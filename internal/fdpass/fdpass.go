@@ -1,0 +1,222 @@
+// Package fdpass is the data-plane wire between the sockplay host and a plugin:
+// file descriptors of accepted connections (or of a bound UDP socket) sent with
+// SCM_RIGHTS over a SOCK_SEQPACKET Unix socket pair, with a small header.
+//
+// One message carries a batch of up to MaxBatch descriptors, so that under a
+// burst of connections the host makes one sendmsg for many accepts. The header
+// is
+//
+//	byte 0     kind ('C' accepted TCP connections, 'P' a bound UDP socket)
+//	byte 1     wire version (1)
+//	bytes 2-3  count n, big endian
+//	then n     connection ids, uint64 big endian
+//
+// and the message's SCM_RIGHTS control data holds the n descriptors in the same
+// order. SOCK_SEQPACKET keeps message boundaries, so a header and its
+// descriptors always arrive together. When the peer's end closes, Recv returns
+// io.EOF: a plugin uses that to notice that its host is gone.
+package fdpass
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// Kind says what the descriptors of a message are.
+type Kind byte
+
+const (
+	// Conn descriptors are accepted TCP connections.
+	Conn Kind = 'C'
+	// Packet descriptors are bound UDP sockets.
+	Packet Kind = 'P'
+)
+
+const (
+	wireVersion = 1
+	headerLen   = 4
+	// MaxBatch is the most descriptors one message carries (the kernel allows
+	// 253 per SCM_RIGHTS message).
+	MaxBatch = 64
+)
+
+// Errors a Receiver returns for a malformed message. Descriptors that came with
+// such a message are closed.
+var (
+	ErrShortMessage  = errors.New("fdpass: short message")
+	ErrBadVersion    = errors.New("fdpass: unknown wire version")
+	ErrTruncated     = errors.New("fdpass: control data truncated")
+	ErrCountMismatch = errors.New("fdpass: descriptor count does not match header")
+)
+
+// Pair makes a connected SOCK_SEQPACKET socket pair: the host's end as a
+// *net.UnixConn and the child's end as an *os.File for exec.Cmd.ExtraFiles.
+// The caller closes the child's file once the child has started.
+func Pair() (*net.UnixConn, *os.File, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	hostFile := os.NewFile(uintptr(fds[0]), "sockplay-handoff-host")
+	child := os.NewFile(uintptr(fds[1]), "sockplay-handoff-plugin")
+	c, err := FileConn(hostFile)
+	hostFile.Close()
+	if err != nil {
+		child.Close()
+		return nil, nil, err
+	}
+	return c, child, nil
+}
+
+// FileConn turns an inherited end of the pair into a *net.UnixConn. The file
+// may be closed afterwards; the connection holds its own descriptor.
+func FileConn(f *os.File) (*net.UnixConn, error) {
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("handoff socket: %w", err)
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("handoff socket: %T is not a Unix socket", c)
+	}
+	return uc, nil
+}
+
+// Sender writes batches of descriptors. It is not safe for concurrent use.
+type Sender struct {
+	c   *net.UnixConn
+	buf []byte
+}
+
+// NewSender returns a Sender writing to c.
+func NewSender(c *net.UnixConn) *Sender {
+	return &Sender{c: c, buf: make([]byte, headerLen+8*MaxBatch)}
+}
+
+// Send sends fds with their ids in one message. It does not close the fds:
+// after a successful Send the peer holds its own copies and the caller closes
+// its; after a failed one nothing was delivered and the caller still owns them.
+func (s *Sender) Send(kind Kind, ids []uint64, fds []int) error {
+	if len(ids) != len(fds) || len(fds) == 0 || len(fds) > MaxBatch {
+		return fmt.Errorf("fdpass: send %d ids with %d descriptors (1..%d)", len(ids), len(fds), MaxBatch)
+	}
+	b := s.buf[:headerLen+8*len(ids)]
+	b[0] = byte(kind)
+	b[1] = wireVersion
+	binary.BigEndian.PutUint16(b[2:4], uint16(len(ids)))
+	for i, id := range ids {
+		binary.BigEndian.PutUint64(b[headerLen+8*i:], id)
+	}
+	n, oobn, err := s.c.WriteMsgUnix(b, syscall.UnixRights(fds...), nil)
+	if err != nil {
+		return err
+	}
+	if n != len(b) || oobn == 0 {
+		return fmt.Errorf("fdpass: short write (%d of %d bytes)", n, len(b))
+	}
+	return nil
+}
+
+// Close closes the sender's socket.
+func (s *Sender) Close() error { return s.c.Close() }
+
+// Handoff is one received descriptor.
+type Handoff struct {
+	Kind Kind
+	ID   uint64
+	File *os.File
+}
+
+// Receiver reads batches of descriptors. It is not safe for concurrent use.
+type Receiver struct {
+	c   *net.UnixConn
+	buf []byte
+	oob []byte
+}
+
+// NewReceiver returns a Receiver reading from c.
+func NewReceiver(c *net.UnixConn) *Receiver {
+	return &Receiver{
+		c:   c,
+		buf: make([]byte, headerLen+8*MaxBatch+1),
+		oob: make([]byte, syscall.CmsgSpace(4*MaxBatch)),
+	}
+}
+
+// Recv reads one message. It returns io.EOF when the peer has closed its end.
+// The caller owns the returned files.
+func (r *Receiver) Recv() ([]Handoff, error) {
+	n, oobn, flags, _, err := r.c.ReadMsgUnix(r.buf, r.oob)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 && oobn == 0 {
+		return nil, io.EOF
+	}
+	fds, perr := parseRights(r.oob[:oobn])
+	files := make([]*os.File, len(fds))
+	for i, fd := range fds {
+		files[i] = os.NewFile(uintptr(fd), "handoff")
+	}
+	fail := func(err error) ([]Handoff, error) {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, err
+	}
+	switch {
+	case perr != nil:
+		return fail(perr)
+	case flags&syscall.MSG_CTRUNC != 0:
+		return fail(ErrTruncated)
+	case n < headerLen:
+		return fail(ErrShortMessage)
+	case r.buf[1] != wireVersion:
+		return fail(fmt.Errorf("%w %d", ErrBadVersion, r.buf[1]))
+	}
+	count := int(binary.BigEndian.Uint16(r.buf[2:4]))
+	if count != len(files) || n != headerLen+8*count {
+		return fail(fmt.Errorf("%w: header says %d, got %d descriptors in %d bytes", ErrCountMismatch, count, len(files), n))
+	}
+	out := make([]Handoff, count)
+	for i := range out {
+		out[i] = Handoff{
+			Kind: Kind(r.buf[0]),
+			ID:   binary.BigEndian.Uint64(r.buf[headerLen+8*i:]),
+			File: files[i],
+		}
+	}
+	return out, nil
+}
+
+// Close closes the receiver's socket.
+func (r *Receiver) Close() error { return r.c.Close() }
+
+func parseRights(oob []byte) ([]int, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("fdpass: control message: %w", err)
+	}
+	var fds []int
+	var firstErr error
+	for i := range msgs {
+		got, err := syscall.ParseUnixRights(&msgs[i])
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("fdpass: rights: %w", err)
+			}
+			continue
+		}
+		fds = append(fds, got...)
+	}
+	return fds, firstErr
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/sockplay/sockplay/sdk"
+)
+
+// Version is the hello plugin's own version.
+const Version = "1.0.0"
+
+// DefaultGreeting is the tutorial's greeting.
+const DefaultGreeting = "成功连接到服务器 socket message"
+
+// Plugin describes the hello plugin.
+func Plugin() sdk.Plugin {
+	return sdk.Plugin{
+		Name:        "hello",
+		Version:     Version,
+		Summary:     "sends one greeting to each client and closes",
+		Transport:   sdk.TCP,
+		DefaultAddr: "127.0.0.1:12345",
+		Options: []sdk.Option{
+			{Name: "greeting", Default: DefaultGreeting, Help: "the text sent to each client"},
+		},
+		TCP: func(cfg sdk.Config) (sdk.Handler, error) {
+			g := []byte(cfg.String("greeting"))
+			return sdk.HandlerFunc(func(_ context.Context, c net.Conn) {
+				_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				_, _ = c.Write(g)
+			}), nil
+		},
+		Usage:  "connect [ADDR]   print the server's greeting (default 127.0.0.1:12345)",
+		Client: client,
+	}
+}
+
+// client is `sockplay-hello connect [ADDR]`: connect, print what the server
+// sends until it closes.
+func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
+	if len(args) == 0 || args[0] != "connect" || len(args) > 2 {
+		return sdk.ErrUsage
+	}
+	addr := Plugin().DefaultAddr
+	if len(args) == 2 {
+		addr = args[1]
+	}
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetReadDeadline(dl)
+	}
+	if _, err := io.Copy(stdio.Out, io.LimitReader(c, 1<<20)); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	_, err = io.WriteString(stdio.Out, "\n")
+	return err
+}

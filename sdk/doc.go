@@ -1,0 +1,34 @@
+// Package sdk is the one import a sockplay protocol plugin needs.
+//
+// A plugin is a small program whose main calls Main with a Plugin value:
+//
+//	func main() {
+//		sdk.Main(sdk.Plugin{
+//			Name:        "echo",
+//			Version:     "1.0.0",
+//			Transport:   sdk.TCP,
+//			DefaultAddr: "127.0.0.1:12348",
+//			TCP: func(cfg sdk.Config) (sdk.Handler, error) {
+//				return sdk.HandlerFunc(func(ctx context.Context, c net.Conn) {
+//					io.Copy(c, c)
+//				}), nil
+//			},
+//		})
+//	}
+//
+// Started by the sockplay host, the binary serves the host's control service
+// (github.com/hashicorp/go-plugin over gRPC) and receives every connection the
+// host accepts on its listener, as a net.Conn, exactly as if it had called
+// Accept itself: the host passes the connection's file descriptor, and after
+// that the plugin talks to the client directly. One goroutine per connection
+// runs the Handler; a panic in it is recovered, logged with its stack, and
+// closes that connection only. The handler's context is cancelled when the
+// host asks the plugin to drain.
+//
+// Run by hand, the same binary is the protocol's client: Main runs
+// Plugin.Client with the command-line arguments, and answers --help and
+// --version itself.
+//
+// Package sdktest runs a plugin's handler behind a real loopback listener, so
+// a plugin is unit-tested without a host.
+package sdk

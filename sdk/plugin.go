@@ -1,0 +1,187 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"context"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Transport is the kind of socket a plugin serves.
+type Transport string
+
+// The transports.
+const (
+	TCP Transport = "tcp"
+	UDP Transport = "udp"
+)
+
+// Option is a setting a plugin takes, set on the host's command line with
+// --set NAME.KEY=VALUE.
+type Option struct {
+	Name    string
+	Default string
+	Help    string
+}
+
+// Stdio is where a client command reads and writes.
+type Stdio struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// ErrUsage, returned by a Client, makes Main print the usage and exit with
+// status 2.
+var ErrUsage = errors.New("usage")
+
+// Plugin describes a protocol plugin.
+type Plugin struct {
+	// Name is the plugin's name: lower case letters, digits and dashes. The
+	// binary is called sockplay-<Name>.
+	Name string
+	// Version is the plugin's own semantic version, such as "1.2.0".
+	Version string
+	// Summary is one line about what the plugin serves.
+	Summary string
+	// Transport is TCP or UDP.
+	Transport Transport
+	// DefaultAddr is where the host listens when not told otherwise.
+	DefaultAddr string
+	// Options are the settings the plugin takes.
+	Options []Option
+
+	// TCP builds the handler of a TCP plugin from its configuration. It is
+	// called once, before the first connection.
+	TCP func(cfg Config) (Handler, error)
+	// UDP builds the handler of a UDP plugin from its configuration.
+	UDP func(cfg Config) (PacketHandler, error)
+
+	// Usage lists the client's subcommands for --help, one per line, such as
+	// "connect [ADDR]   send stdin lines, print replies".
+	Usage string
+	// Client runs when the binary is started by hand, with the arguments after
+	// the program name. ctx is cancelled on SIGINT or SIGTERM.
+	Client func(ctx context.Context, args []string, stdio Stdio) error
+}
+
+var (
+	nameRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	semverRE = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+)
+
+// Validate reports the first thing wrong with p.
+func (p *Plugin) Validate() error {
+	switch {
+	case !nameRE.MatchString(p.Name):
+		return fmt.Errorf("plugin name %q: want lower case letters, digits and dashes", p.Name)
+	case !semverRE.MatchString(p.Version):
+		return fmt.Errorf("plugin %s: version %q is not a semantic version (1.2.3)", p.Name, p.Version)
+	case p.Transport == TCP && p.TCP == nil:
+		return fmt.Errorf("plugin %s: TCP transport without a TCP handler", p.Name)
+	case p.Transport == UDP && p.UDP == nil:
+		return fmt.Errorf("plugin %s: UDP transport without a UDP handler", p.Name)
+	case p.Transport != TCP && p.Transport != UDP:
+		return fmt.Errorf("plugin %s: transport %q: want tcp or udp", p.Name, p.Transport)
+	}
+	if _, _, err := net.SplitHostPort(p.DefaultAddr); err != nil {
+		return fmt.Errorf("plugin %s: default address: %w", p.Name, err)
+	}
+	seen := map[string]bool{}
+	for _, o := range p.Options {
+		if !nameRE.MatchString(o.Name) || seen[o.Name] {
+			return fmt.Errorf("plugin %s: option name %q is invalid or repeated", p.Name, o.Name)
+		}
+		seen[o.Name] = true
+	}
+	return nil
+}
+
+// Config builds the configuration the plugin's handler sees: every declared
+// option with its default, overridden by values. An option the plugin does not
+// declare is an error that names the options it does.
+func (p *Plugin) Config(values map[string]string, log hclog.Logger) (Config, error) {
+	opts := make(map[string]string, len(p.Options))
+	for _, o := range p.Options {
+		opts[o.Name] = o.Default
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if _, ok := opts[k]; !ok {
+			return Config{}, fmt.Errorf("%s has no option %q (options: %s)", p.Name, k, p.optionNames())
+		}
+		opts[k] = values[k]
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return Config{plugin: p.Name, options: opts, Logger: log}, nil
+}
+
+func (p *Plugin) optionNames() string {
+	if len(p.Options) == 0 {
+		return "none"
+	}
+	names := make([]string, len(p.Options))
+	for i, o := range p.Options {
+		names[i] = o.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// Config is a plugin's configuration: its option values and its logger.
+type Config struct {
+	plugin  string
+	options map[string]string
+	// Logger reaches the host's log, named after the plugin.
+	Logger hclog.Logger
+}
+
+// String returns the value of option name ("" for an undeclared one).
+func (c Config) String(name string) string { return c.options[name] }
+
+// Int parses option name as a decimal integer.
+func (c Config) Int(name string) (int, error) {
+	v, err := strconv.Atoi(strings.TrimSpace(c.options[name]))
+	if err != nil {
+		return 0, c.bad(name, "an integer")
+	}
+	return v, nil
+}
+
+// Bool parses option name as a boolean (true, false, 1, 0, yes, no).
+func (c Config) Bool(name string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(c.options[name])) {
+	case "1", "t", "true", "yes", "on":
+		return true, nil
+	case "0", "f", "false", "no", "off", "":
+		return false, nil
+	}
+	return false, c.bad(name, "true or false")
+}
+
+// Duration parses option name as a Go duration such as 250ms or 2s.
+func (c Config) Duration(name string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(c.options[name]))
+	if err != nil {
+		return 0, c.bad(name, "a duration such as 500ms")
+	}
+	return d, nil
+}
+
+func (c Config) bad(name, want string) error {
+	return fmt.Errorf("option %s.%s=%q: want %s", c.plugin, name, c.options[name], want)
+}
