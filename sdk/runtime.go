@@ -32,7 +32,8 @@ func servePlugin(p *Plugin) int {
 	}
 	// os.Stderr is captured here, before plugin.Serve redirects the standard
 	// streams: go-plugin parses these JSON lines into the host's log.
-	log := hclog.New(&hclog.LoggerOptions{Name: p.Name, Output: os.Stderr, JSONFormat: true, Level: level})
+	// The host names the logger after the plugin.
+	log := hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: level})
 	rt := &runtime{p: p, log: log, configured: make(chan struct{})}
 
 	if fdStr := os.Getenv(protocol.HandoffFDEnv); fdStr != "" {
@@ -56,7 +57,7 @@ func servePlugin(p *Plugin) int {
 		HandshakeConfig:  protocol.Handshake,
 		VersionedPlugins: protocol.PluginSet(rt),
 		GRPCServer:       plugin.DefaultGRPCServer,
-		Logger: hclog.New(&hclog.LoggerOptions{Name: p.Name + ".go-plugin", Output: os.Stderr,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Output: os.Stderr,
 			JSONFormat: true, Level: max(level, hclog.Warn)}),
 	})
 	return 0
@@ -155,7 +156,7 @@ func (rt *runtime) Drain(ctx context.Context, req *protocol.DrainRequest) (*prot
 	if psrv != nil {
 		forced += psrv.Shutdown(ctx)
 	}
-	rt.log.Info("drained", "forced", forced, "took", time.Since(start).Round(time.Millisecond))
+	rt.log.Info("drained", "forced", forced, "took", time.Since(start).Round(time.Millisecond).String())
 	return &protocol.DrainResponse{Forced: uint64(forced)}, nil
 }
 

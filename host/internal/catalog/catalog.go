@@ -1,0 +1,116 @@
+// Package catalog finds plugin binaries: executables named sockplay-NAME in a
+// directory, the way git and kubectl find theirs, each with the SHA-256 the
+// supervisor hands to go-plugin's SecureConfig so that the file launched is the
+// file found.
+package catalog
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Prefix starts every plugin binary's name.
+const Prefix = "sockplay-"
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+// Entry is one plugin binary.
+type Entry struct {
+	Name   string // NAME of sockplay-NAME
+	Path   string // absolute path
+	SHA256 []byte
+}
+
+// Hex returns the entry's SHA-256 in hexadecimal.
+func (e Entry) Hex() string { return hex.EncodeToString(e.SHA256) }
+
+// Skipped is a file that looked like a plugin but is not usable.
+type Skipped struct {
+	Path   string
+	Reason string
+}
+
+// Scan lists the plugin binaries in dir, sorted by name, and the files named
+// like one that it skipped, with why.
+func Scan(dir string) ([]Entry, []Skipped, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("plugin dir %s: %w", dir, err)
+	}
+	des, err := os.ReadDir(abs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("plugin dir: %w", err)
+	}
+	var entries []Entry
+	var skipped []Skipped
+	for _, de := range des {
+		base := de.Name()
+		if !strings.HasPrefix(base, Prefix) {
+			continue
+		}
+		path := filepath.Join(abs, base)
+		name := strings.TrimPrefix(base, Prefix)
+		if !nameRE.MatchString(name) {
+			skipped = append(skipped, Skipped{path, "name is not sockplay-NAME with NAME of lower case letters, digits and dashes"})
+			continue
+		}
+		fi, err := os.Stat(path)
+		switch {
+		case err != nil:
+			skipped = append(skipped, Skipped{path, err.Error()})
+			continue
+		case !fi.Mode().IsRegular():
+			skipped = append(skipped, Skipped{path, "not a regular file"})
+			continue
+		case fi.Mode().Perm()&0o111 == 0:
+			skipped = append(skipped, Skipped{path, "not executable"})
+			continue
+		}
+		sum, err := fileSHA256(path)
+		if err != nil {
+			skipped = append(skipped, Skipped{path, err.Error()})
+			continue
+		}
+		entries = append(entries, Entry{Name: name, Path: path, SHA256: sum})
+	}
+	slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+	return entries, skipped, nil
+}
+
+// Find returns the entry called name, or an error that lists what there is.
+func Find(entries []Entry, name string) (Entry, error) {
+	for _, e := range entries {
+		if e.Name == name {
+			return e, nil
+		}
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name
+	}
+	have := strings.Join(names, ", ")
+	if have == "" {
+		have = "none"
+	}
+	return Entry{}, fmt.Errorf("unknown plugin %q (found: %s)", name, have)
+}
+
+func fileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("checksum %s: %w", path, err)
+	}
+	return h.Sum(nil), nil
+}

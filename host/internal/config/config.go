@@ -1,0 +1,153 @@
+// Package config is the host's configuration: one struct with defaults and a
+// Validate step, and the parsers of the repeatable command-line values
+// (--listen NAME=HOST:PORT, --set NAME.KEY=VALUE). Only the host's main reads
+// flags and the environment; everything else takes a Config.
+package config
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config is what `sockplay serve` runs with.
+type Config struct {
+	// PluginDir is where plugin binaries are found.
+	PluginDir string
+	// Enable lists the plugins to serve; empty means every plugin found.
+	Enable []string
+	// Listen moves a plugin off its default address.
+	Listen map[string]string
+	// Set holds option values per plugin.
+	Set map[string]map[string]string
+
+	LogLevel hclog.Level
+	LogJSON  bool
+	RunDir   string // base for per-plugin socket directories; "" means os.TempDir()
+
+	// DrainTimeout bounds how long a graceful stop waits for connections.
+	DrainTimeout time.Duration
+	// Backlog is the kernel accept queue of each TCP listener: clients wait in
+	// it while a plugin restarts.
+	Backlog int
+	// UDPReadBuffer and UDPWriteBuffer size each UDP socket's kernel buffers
+	// (0 keeps the system default): datagrams wait there while a plugin
+	// restarts.
+	UDPReadBuffer  int
+	UDPWriteBuffer int
+
+	// Restart policy.
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	CrashLimit     int           // this many crashes ...
+	CrashWindow    time.Duration // ... within this window mark a plugin failed
+	StartTimeout   time.Duration
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Listen:         map[string]string{},
+		Set:            map[string]map[string]string{},
+		LogLevel:       hclog.Info,
+		DrainTimeout:   10 * time.Second,
+		Backlog:        4096,
+		BackoffInitial: 10 * time.Millisecond,
+		BackoffMax:     5 * time.Second,
+		CrashLimit:     5,
+		CrashWindow:    30 * time.Second,
+		StartTimeout:   10 * time.Second,
+	}
+}
+
+// Validate reports the first thing wrong with c.
+func (c *Config) Validate() error {
+	switch {
+	case c.PluginDir == "":
+		return fmt.Errorf("--plugin-dir is empty")
+	case c.DrainTimeout < 0:
+		return fmt.Errorf("--drain-timeout %s is negative", c.DrainTimeout)
+	case c.Backlog < 1 || c.Backlog > 1<<20:
+		return fmt.Errorf("--backlog %d: want 1 to %d", c.Backlog, 1<<20)
+	case c.UDPReadBuffer < 0 || c.UDPWriteBuffer < 0:
+		return fmt.Errorf("UDP buffer sizes must not be negative")
+	case c.BackoffInitial <= 0 || c.BackoffMax < c.BackoffInitial:
+		return fmt.Errorf("restart backoff: initial %s, max %s: want 0 < initial <= max", c.BackoffInitial, c.BackoffMax)
+	case c.CrashLimit < 1:
+		return fmt.Errorf("--crash-limit %d: want at least 1", c.CrashLimit)
+	case c.CrashWindow <= 0:
+		return fmt.Errorf("--crash-window %s: want a positive duration", c.CrashWindow)
+	case c.StartTimeout <= 0:
+		return fmt.Errorf("start timeout %s: want a positive duration", c.StartTimeout)
+	}
+	for _, name := range c.Enable {
+		if name == "" {
+			return fmt.Errorf("--enable: empty plugin name")
+		}
+	}
+	return nil
+}
+
+// Enabled reports whether plugin name is to be served.
+func (c *Config) Enabled(name string) bool {
+	return len(c.Enable) == 0 || slices.Contains(c.Enable, name)
+}
+
+// ParseListen parses NAME=HOST:PORT values into a map.
+func ParseListen(values []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range values {
+		name, addr, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--listen %q: want NAME=HOST:PORT", v)
+		}
+		if err := CheckAddr(addr); err != nil {
+			return nil, fmt.Errorf("--listen %s: %w", v, err)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("--listen %s: %s is given twice", v, name)
+		}
+		out[name] = addr
+	}
+	return out, nil
+}
+
+// CheckAddr checks that addr is HOST:PORT with a numeric port.
+func CheckAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", addr, err)
+	}
+	if port == "" {
+		return fmt.Errorf("address %q: missing port", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("address %q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		return fmt.Errorf("address %q: host must be an IP address or localhost", addr)
+	}
+	return nil
+}
+
+// ParseSet parses NAME.KEY=VALUE values into per-plugin option maps.
+func ParseSet(values []string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	for _, v := range values {
+		lhs, val, ok := strings.Cut(v, "=")
+		name, key, ok2 := strings.Cut(lhs, ".")
+		if !ok || !ok2 || name == "" || key == "" {
+			return nil, fmt.Errorf("--set %q: want NAME.KEY=VALUE", v)
+		}
+		if out[name] == nil {
+			out[name] = map[string]string{}
+		}
+		out[name][key] = val
+	}
+	return out, nil
+}

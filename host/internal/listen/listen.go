@@ -1,0 +1,215 @@
+// Package listen owns the host's sockets: it binds a TCP listener or a UDP
+// socket for each plugin, keeps it open for the host's lifetime, and hands what
+// it accepts to the plugin's current process by descriptor.
+//
+// The TCP accept loop calls accept4(2) directly on the listening socket from
+// inside the runtime poller (syscall.RawConn.Read): it makes no net.Conn, reads
+// no byte, and sends every connection that is ready in one SCM_RIGHTS message,
+// so under a burst one sendmsg carries many connections. When no plugin
+// process is there to take them the host simply does not accept, and new
+// clients wait in the kernel's backlog until one is.
+package listen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sockplay/sockplay/internal/fdpass"
+)
+
+// Sink takes descriptors: a plugin process's end of the handoff socket.
+type Sink interface {
+	Send(kind fdpass.Kind, ids []uint64, fds []int) error
+}
+
+// TCP is a listener whose connections go to a Sink.
+type TCP struct {
+	// f is the listening socket as a pollable file: a net.TCPListener's
+	// RawConn cannot wait for readability, an *os.File's can.
+	f    *os.File
+	rc     syscall.RawConn
+	addr   net.Addr
+	closed atomic.Bool
+
+	mu      sync.Mutex // held by Serve; one Serve at a time
+	nextID  uint64
+	pending []int // accepted, not yet taken by a sink
+	ids     []uint64
+}
+
+// ListenTCP binds addr with the given accept backlog.
+func ListenTCP(addr string, backlog int) (*TCP, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	// The duplicate shares the socket and its O_NONBLOCK flag, so os.NewFile
+	// registers it with the runtime poller.
+	f, err := ln.(*net.TCPListener).File()
+	bound := ln.Addr()
+	ln.Close()
+	if err != nil {
+		return nil, err
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	var lerr error
+	// Go listens with the system's somaxconn; listen(2) again sets ours.
+	if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), backlog) }); err != nil || lerr != nil {
+		f.Close()
+		return nil, fmt.Errorf("set backlog %d: %w", backlog, errors.Join(err, lerr))
+	}
+	return &TCP{f: f, rc: rc, addr: bound}, nil
+}
+
+// Addr is the bound address.
+func (l *TCP) Addr() net.Addr { return l.addr }
+
+// Close closes the listener and any connection accepted but not handed over.
+// New clients are refused from then on.
+func (l *TCP) Close() error {
+	l.closed.Store(true)
+	err := l.f.Close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closePending()
+	return err
+}
+
+func (l *TCP) closePending() {
+	for _, fd := range l.pending {
+		syscall.Close(fd)
+	}
+	l.pending, l.ids = l.pending[:0], l.ids[:0]
+}
+
+// Serve accepts connections and sends them to sink until ctx is done (it
+// returns nil), the listener is closed (net.ErrClosed) or the sink fails (its
+// error). Connections the sink did not take are kept and go first to the sink
+// of the next Serve: a plugin that died between accept and handoff loses none.
+func (l *TCP) Serve(ctx context.Context, sink Sink) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	woken := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(woken)
+		_ = l.f.SetReadDeadline(time.Unix(1, 0)) // wakes the poller wait in rc.Read
+	})
+	defer func() {
+		if !stop() {
+			<-woken
+		}
+		_ = l.f.SetReadDeadline(time.Time{})
+	}()
+
+	for {
+		if len(l.pending) > 0 {
+			if err := sink.Send(fdpass.Conn, l.ids, l.pending); err != nil {
+				return err
+			}
+			l.closePending()
+		}
+		var acceptErr error
+		err := l.rc.Read(func(fd uintptr) bool {
+			for len(l.pending) < fdpass.MaxBatch {
+				nfd, _, err := syscall.Accept4(int(fd), syscall.SOCK_CLOEXEC)
+				switch err {
+				case nil:
+					l.nextID++
+					l.pending = append(l.pending, nfd)
+					l.ids = append(l.ids, l.nextID)
+				case syscall.EAGAIN:
+					return len(l.pending) > 0 // false: wait until readable
+				case syscall.EINTR, syscall.ECONNABORTED:
+				default:
+					acceptErr = err
+					return true
+				}
+			}
+			return true
+		})
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case l.closed.Load():
+			return net.ErrClosed
+		case err != nil:
+			return err
+		case acceptErr != nil && len(l.pending) == 0:
+			// EMFILE and the like: back off as net/http does, and try again.
+			select {
+			case <-time.After(10 * time.Millisecond):
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+// UDP is a bound datagram socket. The host keeps its own descriptor for its
+// lifetime and gives each plugin process a copy, so datagrams that arrive while
+// a plugin restarts wait in the socket's buffer.
+type UDP struct {
+	pc *net.UDPConn
+}
+
+// ListenUDP binds addr; readBuf and writeBuf, when positive, set the socket's
+// kernel buffer sizes.
+func ListenUDP(addr string, readBuf, writeBuf int) (*UDP, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	u := pc.(*net.UDPConn)
+	if readBuf > 0 {
+		if err := u.SetReadBuffer(readBuf); err != nil {
+			u.Close()
+			return nil, fmt.Errorf("UDP read buffer %d: %w", readBuf, err)
+		}
+	}
+	if writeBuf > 0 {
+		if err := u.SetWriteBuffer(writeBuf); err != nil {
+			u.Close()
+			return nil, fmt.Errorf("UDP write buffer %d: %w", writeBuf, err)
+		}
+	}
+	return &UDP{pc: u}, nil
+}
+
+// Addr is the bound address.
+func (u *UDP) Addr() net.Addr { return u.pc.LocalAddr() }
+
+// Close closes the host's descriptor. A plugin's copy stays open until the
+// plugin closes it.
+func (u *UDP) Close() error { return u.pc.Close() }
+
+// Serve hands the socket to sink and returns when ctx is done: the plugin
+// serves it from then on, and the host does nothing with it.
+func (u *UDP) Serve(ctx context.Context, sink Sink) error {
+	rc, err := u.pc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = sink.Send(fdpass.Packet, []uint64{0}, []int{int(fd)})
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return serr
+	}
+	<-ctx.Done()
+	return nil
+}

@@ -1,0 +1,275 @@
+// Package serve is `sockplay serve` and `sockplay plugins`: it finds the
+// plugins, starts the enabled ones under supervision on their listeners, and
+// stops them all on a signal.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sockplay/sockplay/host/internal/catalog"
+	"github.com/sockplay/sockplay/host/internal/config"
+	"github.com/sockplay/sockplay/host/internal/listen"
+	"github.com/sockplay/sockplay/host/internal/supervisor"
+	"github.com/sockplay/sockplay/sdk/protocol"
+)
+
+// ReadyLine starts the line Run prints once every plugin serves.
+const ReadyLine = "sockplay: serving"
+
+// Host is a running set of supervised plugins.
+type Host struct {
+	cfg    config.Config
+	log    hclog.Logger
+	runDir string
+	sups   []*supervisor.Supervisor
+}
+
+// Run starts the host, prints one line per plugin and a ready line to out,
+// and serves until the first value on signals; then it drains and stops
+// everything. A second signal stops at once.
+func Run(cfg config.Config, signals <-chan os.Signal, out io.Writer, log hclog.Logger) error {
+	h, err := Start(context.Background(), cfg, out, log)
+	if err != nil {
+		return err
+	}
+	sig := <-signals
+	log.Info("stopping: draining connections", "signal", sig.String(), "drain_timeout", cfg.DrainTimeout)
+	done := make(chan struct{})
+	go func() { h.Shutdown(); close(done) }()
+	select {
+	case <-done:
+		log.Info("stopped")
+		return nil
+	case sig := <-signals:
+		h.Kill()
+		<-done
+		return fmt.Errorf("stopped at once on a second signal (%s)", sig)
+	}
+}
+
+// Start finds, launches, configures and supervises the enabled plugins. On
+// any error it stops what it started and returns an error that names the
+// plugin and the cause.
+func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logger) (_ *Host, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	entries, skipped, err := catalog.Scan(cfg.PluginDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range skipped {
+		log.Warn("skipping file", "path", s.Path, "reason", s.Reason)
+	}
+	enabled, err := selectPlugins(cfg, entries)
+	if err != nil {
+		return nil, err
+	}
+	runDir, err := os.MkdirTemp(cfg.RunDir, "sockplay-")
+	if err != nil {
+		return nil, fmt.Errorf("run directory: %w", err)
+	}
+	h := &Host{cfg: cfg, log: log, runDir: runDir}
+	defer func() {
+		if err != nil {
+			h.Kill()
+		}
+	}()
+	for _, e := range enabled {
+		sup, line, err := h.startPlugin(ctx, e)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %s: %w", e.Name, err)
+		}
+		h.sups = append(h.sups, sup)
+		go sup.Run()
+		fmt.Fprintln(out, line)
+	}
+	fmt.Fprintf(out, "%s %d plugins; Ctrl-C stops\n", ReadyLine, len(h.sups))
+	return h, nil
+}
+
+func selectPlugins(cfg config.Config, entries []catalog.Entry) ([]catalog.Entry, error) {
+	var enabled []catalog.Entry
+	for _, name := range cfg.Enable {
+		e, err := catalog.Find(entries, name)
+		if err != nil {
+			return nil, fmt.Errorf("--enable %s: %w", name, err)
+		}
+		if !slices.ContainsFunc(enabled, func(x catalog.Entry) bool { return x.Name == name }) {
+			enabled = append(enabled, e)
+		}
+	}
+	if len(cfg.Enable) == 0 {
+		enabled = entries
+	}
+	if len(enabled) == 0 {
+		return nil, fmt.Errorf("no plugins in %s (binaries named sockplay-NAME)", cfg.PluginDir)
+	}
+	isEnabled := func(name string) bool {
+		return slices.ContainsFunc(enabled, func(e catalog.Entry) bool { return e.Name == name })
+	}
+	for name := range cfg.Listen {
+		if !isEnabled(name) {
+			return nil, fmt.Errorf("--listen %s=...: no plugin %q is enabled", name, name)
+		}
+	}
+	for name := range cfg.Set {
+		if !isEnabled(name) {
+			return nil, fmt.Errorf("--set %s...: no plugin %q is enabled", name, name)
+		}
+	}
+	return enabled, nil
+}
+
+func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Supervisor, string, error) {
+	plog := h.log.Named(e.Name)
+	lc := supervisor.LaunchConfig{
+		Entry: e, RunDir: h.runDir, LogLevel: h.log.GetLevel(), Logger: plog, StartTimeout: h.cfg.StartTimeout,
+	}
+	proc, desc, err := supervisor.Probe(ctx, lc)
+	if err != nil {
+		return nil, "", err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			proc.Kill()
+		}
+	}()
+	options := h.cfg.Set[e.Name]
+	if err := checkOptions(e.Name, desc, options); err != nil {
+		return nil, "", err
+	}
+	addr := desc.GetDefaultAddr()
+	if a, set := h.cfg.Listen[e.Name]; set {
+		addr = a
+	}
+	var ln supervisor.Listener
+	switch desc.GetTransport() {
+	case protocol.Transport_TRANSPORT_TCP:
+		ln, err = listen.ListenTCP(addr, h.cfg.Backlog)
+	case protocol.Transport_TRANSPORT_UDP:
+		ln, err = listen.ListenUDP(addr, h.cfg.UDPReadBuffer, h.cfg.UDPWriteBuffer)
+	default:
+		err = fmt.Errorf("unknown transport %v", desc.GetTransport())
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if err := proc.Configure(ctx, options, ln.Addr().String()); err != nil {
+		ln.Close()
+		return nil, "", err
+	}
+	sup := supervisor.New(supervisor.Config{
+		Launch: lc, Options: options, Listener: ln,
+		BackoffInitial: h.cfg.BackoffInitial, BackoffMax: h.cfg.BackoffMax,
+		CrashLimit: h.cfg.CrashLimit, CrashWindow: h.cfg.CrashWindow,
+	}, proc, desc)
+	ok = true
+	line := fmt.Sprintf("%-9s %-8s %s %-21s pid %d", e.Name, desc.GetVersion(),
+		supervisor.TransportName(desc.GetTransport()), ln.Addr(), proc.Pid)
+	return sup, line, nil
+}
+
+// checkOptions refuses a --set key the plugin did not declare, naming the ones
+// it did.
+func checkOptions(name string, d *protocol.Description, options map[string]string) error {
+	known := make([]string, 0, len(d.GetOptions()))
+	for _, o := range d.GetOptions() {
+		known = append(known, o.GetName())
+	}
+	keys := make([]string, 0, len(options))
+	for k := range options {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !slices.Contains(known, k) {
+			have := strings.Join(known, ", ")
+			if have == "" {
+				have = "none"
+			}
+			return fmt.Errorf("--set %s.%s: %s has no option %q (options: %s)", name, k, name, k, have)
+		}
+	}
+	return nil
+}
+
+// Status returns every plugin's status.
+func (h *Host) Status() []supervisor.Status {
+	out := make([]supervisor.Status, len(h.sups))
+	for i, s := range h.sups {
+		out[i] = s.Status()
+	}
+	return out
+}
+
+// Shutdown drains and stops every plugin, all at once, and removes the run
+// directory.
+func (h *Host) Shutdown() {
+	h.each(func(s *supervisor.Supervisor) { s.Shutdown(h.cfg.DrainTimeout) })
+	os.RemoveAll(h.runDir)
+}
+
+// Kill stops every plugin at once.
+func (h *Host) Kill() {
+	h.each((*supervisor.Supervisor).Kill)
+	os.RemoveAll(h.runDir)
+}
+
+func (h *Host) each(f func(*supervisor.Supervisor)) {
+	var wg sync.WaitGroup
+	for _, s := range h.sups {
+		wg.Go(func() { f(s) })
+	}
+	wg.Wait()
+}
+
+// List is `sockplay plugins`: it starts each binary found just long enough to
+// ask what it is, and prints a table, then what it skipped and why.
+func List(ctx context.Context, dir string, out io.Writer, log hclog.Logger) error {
+	entries, skipped, err := catalog.Scan(dir)
+	if err != nil {
+		return err
+	}
+	runDir, err := os.MkdirTemp("", "sockplay-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(runDir)
+
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVERSION\tPROTOCOL\tTRANSPORT\tADDRESS\tPATH\tSHA256")
+	for _, e := range entries {
+		proc, d, err := supervisor.Probe(ctx, supervisor.LaunchConfig{
+			Entry: e, RunDir: runDir, LogLevel: hclog.Warn, Logger: log.Named(e.Name), StartTimeout: 10e9,
+		})
+		if err != nil {
+			skipped = append(skipped, catalog.Skipped{Path: e.Path, Reason: err.Error()})
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.GetName(), d.GetVersion(), proc.ProtocolVersion,
+			supervisor.TransportName(d.GetTransport()), d.GetDefaultAddr(), e.Path, e.Hex())
+		proc.Stop()
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(out, "skipped %s: %s\n", s.Path, s.Reason)
+	}
+	if len(entries) == 0 && len(skipped) == 0 {
+		return errors.New("no plugins in " + dir)
+	}
+	return nil
+}

@@ -1,0 +1,289 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/sockplay/sockplay/host/internal/catalog"
+	"github.com/sockplay/sockplay/internal/fdpass"
+	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/protocol"
+)
+
+// Process is one running plugin process: its go-plugin client, its control
+// service, and the host's end of its handoff socket.
+type Process struct {
+	Name    string
+	Pid     int
+	Control protocol.ControlClient
+	// ProtocolVersion is the version go-plugin negotiated.
+	ProtocolVersion int
+
+	client  *plugin.Client
+	cmd     *exec.Cmd
+	handoff *net.UnixConn
+	sender  *fdpass.Sender
+	sendMu  sync.Mutex
+	sockDir string
+	stderr  *tailBuffer
+
+	exited   chan struct{} // closed when the process is gone
+	stopOnce sync.Once
+}
+
+// LaunchConfig says how to start a plugin process.
+type LaunchConfig struct {
+	Entry        catalog.Entry
+	RunDir       string // the host's run directory; each process gets a socket directory in it
+	LogLevel     hclog.Level
+	Logger       hclog.Logger // the plugin's logger, named after it
+	StartTimeout time.Duration
+}
+
+// Launch starts the plugin binary with go-plugin (gRPC, AutoMTLS, the binary's
+// SHA-256 in SecureConfig), gives it its end of a fresh handoff socket, and
+// connects to its control service. The process leads its own process group,
+// so that stopping it stops whatever it started.
+func Launch(lc LaunchConfig) (*Process, error) {
+	hostEnd, childEnd, err := fdpass.Pair()
+	if err != nil {
+		return nil, err
+	}
+	defer childEnd.Close() // the child has its copy once started
+
+	sockDir, err := os.MkdirTemp(lc.RunDir, lc.Entry.Name+"-")
+	if err != nil {
+		hostEnd.Close()
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+
+	cmd := exec.Command(lc.Entry.Path)
+	cmd.ExtraFiles = []*os.File{childEnd} // fd 3
+	cmd.Env = append(os.Environ(),
+		protocol.HandoffFDEnv+"=3",
+		sdk.LogLevelEnv+"="+lc.LogLevel.String(),
+		plugin.EnvUnixSocketDir+"="+sockDir,
+	)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+
+	p := &Process{
+		Name:    lc.Entry.Name,
+		cmd:     cmd,
+		handoff: hostEnd,
+		sender:  fdpass.NewSender(hostEnd),
+		sockDir: sockDir,
+		stderr:  &tailBuffer{max: 4096},
+		exited:  make(chan struct{}),
+	}
+	p.client = plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  protocol.Handshake,
+		VersionedPlugins: protocol.PluginSet(nil),
+		Cmd:              cmd,
+		SkipHostEnv:      true, // cmd.Env already holds it, once
+		SecureConfig:     &plugin.SecureConfig{Checksum: lc.Entry.SHA256, Hash: sha256.New()},
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           fixedName{lc.Logger},
+		Stderr:           p.stderr,
+		StartTimeout:     lc.StartTimeout,
+	})
+
+	// go-plugin bounds the start with StartTimeout.
+	if err := p.connect(); err != nil {
+		p.Kill()
+		return nil, p.startError(err)
+	}
+	go p.watch()
+	return p, nil
+}
+
+func (p *Process) connect() error {
+	rpc, err := p.client.Client()
+	if err != nil {
+		return err
+	}
+	if p.cmd.Process != nil {
+		p.Pid = p.cmd.Process.Pid
+	}
+	raw, err := rpc.Dispense(protocol.PluginKey)
+	if err != nil {
+		return err
+	}
+	ctl, ok := raw.(protocol.ControlClient)
+	if !ok {
+		return fmt.Errorf("plugin serves %T, not the control service", raw)
+	}
+	p.Control = ctl
+	p.ProtocolVersion = p.client.NegotiatedVersion()
+	return nil
+}
+
+// startError makes go-plugin's start failure one line that says what happened,
+// with the last thing the plugin wrote to stderr where that says more.
+func (p *Process) startError(err error) error {
+	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
+	switch {
+	case strings.Contains(msg, "Incompatible API version") || strings.Contains(msg, "incompatible API version"):
+		return fmt.Errorf("speaks another protocol version: %s (this host speaks version %d)", firstLine(err.Error()), protocol.Version)
+	case strings.Contains(msg, "Unrecognized remote plugin message"):
+		return fmt.Errorf("not a sockplay plugin (its handshake was %q)", handshakeLine(msg))
+	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
+		return fmt.Errorf("binary changed since it was found (SHA-256 mismatch)")
+	}
+	if tail := p.stderr.LastLine(); tail != "" {
+		return fmt.Errorf("%s: %s", firstLine(msg), tail)
+	}
+	return errors.New(firstLine(msg))
+}
+
+// watch notices the process's death the moment the kernel does: the plugin's
+// end of the handoff socket closes with it, and a read on the host's end
+// returns EOF. The plugin never writes on that socket.
+func (p *Process) watch() {
+	var b [1]byte
+	for {
+		_, err := p.handoff.Read(b[:])
+		if err != nil {
+			break
+		}
+	}
+	// Kill what the plugin may have left in its group.
+	if p.Pid > 0 {
+		_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
+	}
+	close(p.exited)
+}
+
+// Exited is closed when the process has died or been stopped.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// ExitStatus describes how the process ended, once Exited is closed: go-plugin
+// reaps the process; this waits briefly for it to have done so.
+func (p *Process) ExitStatus() string {
+	deadline := time.Now().Add(2 * time.Second)
+	for !p.client.Exited() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if !p.client.Exited() || p.cmd.ProcessState == nil {
+		return "unknown"
+	}
+	return p.cmd.ProcessState.String()
+}
+
+// StderrTail returns the last line the plugin wrote to stderr.
+func (p *Process) StderrTail() string { return p.stderr.LastLine() }
+
+// Send hands descriptors to the process. It is safe for concurrent use.
+func (p *Process) Send(kind fdpass.Kind, ids []uint64, fds []int) error {
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
+	return p.sender.Send(kind, ids, fds)
+}
+
+// Drain asks the plugin to finish its connections within timeout.
+func (p *Process) Drain(ctx context.Context, timeout time.Duration) (forced uint64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout+2*time.Second)
+	defer cancel()
+	resp, err := p.Control.Drain(ctx, &protocol.DrainRequest{TimeoutMs: timeout.Milliseconds()})
+	if err != nil {
+		return 0, err
+	}
+	return resp.GetForced(), nil
+}
+
+// Stop ends the process gracefully (go-plugin asks it to exit and kills it
+// after two seconds), kills its process group, and removes its socket
+// directory. It is safe to call more than once.
+func (p *Process) Stop() {
+	p.stopOnce.Do(func() {
+		p.client.Kill()
+		p.cleanup()
+	})
+}
+
+// Kill ends the process and its group at once.
+func (p *Process) Kill() {
+	p.stopOnce.Do(func() {
+		if p.cmd.Process != nil {
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		}
+		p.client.Kill()
+		p.cleanup()
+	})
+}
+
+func (p *Process) cleanup() {
+	if p.cmd.Process != nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	p.handoff.Close()
+	os.RemoveAll(p.sockDir)
+}
+
+// tailBuffer keeps the end of what a plugin wrote to stderr.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+var _ io.Writer = (*tailBuffer)(nil)
+
+func (t *tailBuffer) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, b...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(b), nil
+}
+
+// LastLine returns the last non-empty line, with hclog's JSON reduced to its
+// message.
+func (t *tailBuffer) LastLine() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := bytes.Split(bytes.TrimSpace(t.b), []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(string(lines[i])); l != "" {
+			return jsonMessage(l)
+		}
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+func handshakeLine(msg string) string {
+	_, rest, _ := strings.Cut(msg, "Unrecognized remote plugin message: ")
+	rest, _, _ = strings.Cut(rest, " Failed to read")
+	rest, _, _ = strings.Cut(rest, " This usually means")
+	if len(rest) > 80 {
+		rest = rest[:80] + "..."
+	}
+	return strings.TrimSpace(rest)
+}
+
+// fixedName keeps go-plugin from renaming the plugin's logger after the
+// binary's path: the plugin's own lines then read "sockplay.echo: ...".
+type fixedName struct{ hclog.Logger }
+
+func (f fixedName) Named(string) hclog.Logger { return f }
