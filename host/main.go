@@ -178,4 +178,3 @@ func newLogger(level, format string, w io.Writer) (hclog.Logger, error) {
 		Color: hclog.ColorOff, DisableTime: false, TimeFormat: "15:04:05.000",
 	}), nil
 }
-

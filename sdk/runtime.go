@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -232,11 +234,26 @@ func watchParent(log hclog.Logger) {
 // plugin as the leader of its own process group, so killing the group takes
 // the plugin's children too.
 func hostGone(log hclog.Logger, why string) {
+	removeSocketDir()
+	// The host reads our stderr; with it gone this write may end the process
+	// with SIGPIPE, which is why it comes after the cleanup.
 	log.Warn("host is gone; exiting", "why", why)
 	if pid := os.Getpid(); syscall.Getpgrp() == pid {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
 	os.Exit(1)
+}
+
+// removeSocketDir removes the directory the host made for this process's
+// go-plugin socket, and the host's run directory once it is empty: a host
+// killed with SIGKILL cannot.
+func removeSocketDir() {
+	dir := os.Getenv(plugin.EnvUnixSocketDir)
+	if dir == "" || !strings.HasPrefix(filepath.Base(filepath.Dir(dir)), "sockplay-") {
+		return
+	}
+	_ = os.RemoveAll(dir)
+	_ = os.Remove(filepath.Dir(dir)) // fails while other plugins' directories are there
 }
 
 func transportToProto(t Transport) protocol.Transport {

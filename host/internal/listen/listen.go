@@ -33,7 +33,7 @@ type Sink interface {
 type TCP struct {
 	// f is the listening socket as a pollable file: a net.TCPListener's
 	// RawConn cannot wait for readability, an *os.File's can.
-	f    *os.File
+	f      *os.File
 	rc     syscall.RawConn
 	addr   net.Addr
 	closed atomic.Bool

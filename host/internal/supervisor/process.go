@@ -140,7 +140,11 @@ func (p *Process) startError(err error) error {
 	case strings.Contains(msg, "Incompatible API version") || strings.Contains(msg, "incompatible API version"):
 		return fmt.Errorf("speaks another protocol version: %s (this host speaks version %d)", firstLine(err.Error()), protocol.Version)
 	case strings.Contains(msg, "Unrecognized remote plugin message"):
-		return fmt.Errorf("not a sockplay plugin (its handshake was %q)", handshakeLine(msg))
+		hs := handshakeLine(msg)
+		if tail := p.stderr.LastLine(); hs == "" && tail != "" {
+			return fmt.Errorf("exited before its handshake: %s", tail)
+		}
+		return fmt.Errorf("not a sockplay plugin (its handshake was %q)", hs)
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
 		return fmt.Errorf("binary changed since it was found (SHA-256 mismatch)")
 	}

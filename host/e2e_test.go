@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sockplay/sockplay/internal/e2e"
+)
+
+func TestMain(m *testing.M) { e2e.Main(m) }
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestTutorialClients(t *testing.T) {
+	h := e2e.Start(t, e2e.Config{Enable: []string{"hello", "echo"}})
+
+	out, stderr, code := e2e.Tutorial(t, "hello_client.py", nil, e2e.HostPort(h.Addr("hello"))...)
+	if code != 0 || strings.TrimSpace(out) != "成功连接到服务器 socket message" {
+		t.Errorf("hello_client.py: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+
+	out, stderr, code = e2e.Tutorial(t, "echo_client.py", []byte("hello\n你好\nexit\n"), e2e.HostPort(h.Addr("echo"))...)
+	if code != 0 || out != "hello\n你好\nexit\n" {
+		t.Errorf("echo_client.py: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	h.Stop(15 * time.Second)
+}
+
+func TestNetcatAndPluginClients(t *testing.T) {
+	h := e2e.Start(t, e2e.Config{Enable: []string{"hello", "echo"}, Args: []string{"--set", "hello.greeting=hi there"}})
+
+	out, _, code := e2e.RunBinary(t, "sockplay-hello", nil, "connect", h.Addr("hello"))
+	if code != 0 || out != "hi there\n" {
+		t.Errorf("sockplay-hello connect: exit %d, %q", code, out)
+	}
+	out, _, code = e2e.RunBinary(t, "sockplay-echo", []byte("one\ntwo\n"), "connect", h.Addr("echo"))
+	if code != 0 || out != "one\ntwo\n" {
+		t.Errorf("sockplay-echo connect: exit %d, %q", code, out)
+	}
+	if _, err := exec_LookPath("nc"); err == nil {
+		hp := e2e.HostPort(h.Addr("echo"))
+		out = runNC(t, []byte("over netcat\n"), hp[0], hp[1])
+		if out != "over netcat\n" {
+			t.Errorf("nc: %q", out)
+		}
+	} else {
+		t.Errorf("nc (netcat-openbsd) is needed; .ci/run installs it")
+	}
+	h.Stop(15 * time.Second)
+}
+
+func TestEchoQuitClosesConnection(t *testing.T) {
+	h := e2e.Start(t, e2e.Config{Enable: []string{"echo"}})
+	c := dial(t, h.Addr("echo"))
+	fmt.Fprint(c, "ping")
+	buf := make([]byte, 16)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("echo: %q, %v", buf[:n], err)
+	}
+	fmt.Fprint(c, "quit")
+	if n, err := c.Read(buf); err != io.EOF {
+		t.Fatalf("after quit: read %q, %v; want EOF", buf[:n], err)
+	}
+}
+
+// A handler that panics loses its own connection; the plugin's other
+// connections, and the plugin, go on; the stack reaches the host's log.
+func TestHandlerPanicIsolated(t *testing.T) {
+	h := e2e.Start(t, e2e.Config{Enable: []string{"panicky"}})
+	pid := h.Plugins["panicky"].Pid
+	good := dial(t, h.Addr("panicky"))
+	bad := dial(t, h.Addr("panicky"))
+	goodR, badR := bufio.NewReader(good), bufio.NewReader(bad)
+	for i := range 3 {
+		fmt.Fprintf(good, "line %d\n", i)
+		if l, err := goodR.ReadString('\n'); err != nil || l != fmt.Sprintf("line %d\n", i) {
+			t.Fatalf("before the panic: %q, %v", l, err)
+		}
+	}
+	fmt.Fprint(bad, "panic\n")
+	if l, err := badR.ReadString('\n'); err != io.EOF {
+		t.Fatalf("panicking connection: read %q, %v; want EOF", l, err)
+	}
+	for i := range 3 {
+		fmt.Fprintf(good, "after %d\n", i)
+		if l, err := goodR.ReadString('\n'); err != nil || l != fmt.Sprintf("after %d\n", i) {
+			t.Fatalf("after the panic: %q, %v", l, err)
+		}
+	}
+	third := dial(t, h.Addr("panicky"))
+	fmt.Fprint(third, "new\n")
+	if l, err := bufio.NewReader(third).ReadString('\n'); err != nil || l != "new\n" {
+		t.Fatalf("new connection after the panic: %q, %v", l, err)
+	}
+	h.WaitLog("handler panic", 5*time.Second)
+	h.WaitLog("panicky: asked to panic", 5*time.Second)
+	h.WaitLog("goroutine ", 5*time.Second) // the stack
+	if pids := h.PluginPids("panicky"); len(pids) != 1 || pids[0] != pid {
+		t.Fatalf("plugin process changed: %v, want [%d]", pids, pid)
+	}
+	h.Stop(15 * time.Second)
+}
+
+// Every bad start is one line naming the cause, a non-zero exit, and nothing
+// left running.
+func TestBadStarts(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+
+	notPlugin := e2e.PluginDir(t, "echo")
+	script := filepath.Join(notPlugin, "sockplay-x")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'I am just a script'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	echoDir := e2e.PluginDir(t, "echo")
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"port in use", []string{"--plugin-dir", echoDir, "--listen", "echo=" + busy.Addr().String()}, []string{"plugin echo", busy.Addr().String(), "address already in use"}},
+		{"unknown plugin", []string{"--plugin-dir", echoDir, "--enable", "nosuch"}, []string{`unknown plugin "nosuch"`, "found: echo"}},
+		{"unknown option", []string{"--plugin-dir", echoDir, "--set", "echo.nosuchoption=1"}, []string{"echo.nosuchoption", `no option "nosuchoption"`}},
+		{"bad --set", []string{"--plugin-dir", echoDir, "--set", "echo=1"}, []string{"--set", "NAME.KEY=VALUE"}},
+		{"listen without port", []string{"--plugin-dir", echoDir, "--listen", "echo=127.0.0.1"}, []string{"--listen echo=127.0.0.1", "missing port"}},
+		{"listen for unknown plugin", []string{"--plugin-dir", echoDir, "--listen", "nosuch=127.0.0.1:0"}, []string{"--listen nosuch", "no plugin"}},
+		{"not a plugin", []string{"--plugin-dir", notPlugin, "--enable", "x"}, []string{"plugin x", "not a sockplay plugin", "I am just a script"}},
+		{"not a plugin among plugins", []string{"--plugin-dir", notPlugin, "--listen", "echo=127.0.0.1:0"}, []string{"plugin x", "not a sockplay plugin"}},
+		{"other protocol version", []string{"--plugin-dir", e2e.PluginDir(t, "badversion")}, []string{"plugin badversion", "protocol version", "Plugin version: 99", "this host speaks version 1"}},
+		{"plugin exits at start", []string{"--plugin-dir", e2e.PluginDir(t, "crashy")}, []string{"plugin crashy", "no configuration for the flux capacitor"}},
+		{"empty plugin dir", []string{"--plugin-dir", t.TempDir()}, []string{"no plugins in"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := e2e.Run(t, append([]string{"serve"}, tc.args...)...)
+			if code == 0 {
+				t.Fatalf("exit 0, want non-zero; stderr:\n%s", stderr)
+			}
+			lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "sockplay: ") {
+				t.Fatalf("last line %q is not the error; stderr:\n%s", last, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(last, w) {
+					t.Errorf("error line %q lacks %q", last, w)
+				}
+			}
+			if left := e2e.WaitGone(e2e.Processes(e2e.Bin(t)), 2*time.Second); len(left) > 0 {
+				t.Errorf("processes left running: %v", left)
+			}
+		})
+	}
+}
+
+func TestSigtermStopsCleanly(t *testing.T) {
+	tmp := t.TempDir()
+	h := e2e.Start(t, e2e.Config{Enable: []string{"hello", "echo"}, Env: []string{"TMPDIR=" + tmp}})
+	pids := e2e.Descendants(h.Pid())
+	if len(pids) != 2 {
+		t.Fatalf("host has %d descendants %v, want 2 plugins", len(pids), pids)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 1 {
+		t.Fatalf("run directory: %v", ents)
+	}
+	h.Stop(15 * time.Second)
+	if left := e2e.WaitGone(pids, time.Second); len(left) > 0 {
+		t.Fatalf("plugins left after a clean stop: %v", left)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("left in TMPDIR after a clean stop: %v", ents)
+	}
+}
+
+// When the host dies by SIGKILL, its plugins notice (their handoff socket
+// closes) and exit, removing their socket directories.
+func TestPluginsExitWhenHostIsKilled(t *testing.T) {
+	tmp := t.TempDir()
+	h := e2e.Start(t, e2e.Config{Enable: []string{"hello", "echo"}, Env: []string{"TMPDIR=" + tmp}})
+	pids := e2e.Descendants(h.Pid())
+	killed := time.Now()
+	h.Signal(syscall.SIGKILL)
+	if left := e2e.WaitGone(pids, 2*time.Second); len(left) > 0 {
+		t.Fatalf("plugins alive 2 s after the host was killed: %v", left)
+	}
+	t.Logf("plugins gone %s after SIGKILL of the host", time.Since(killed).Round(time.Millisecond))
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		ents, _ := os.ReadDir(tmp)
+		if len(ents) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left in TMPDIR after the host was killed: %v", ents)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestPluginsCommand(t *testing.T) {
+	dir := e2e.PluginDir(t, "hello", "echo")
+	if err := os.WriteFile(filepath.Join(dir, "sockplay-x"), []byte("#!/bin/sh\necho nope\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sockplay-noexec"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := e2e.Run(t, "plugins", "--plugin-dir", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, name := range []string{"hello", "echo"} {
+		b, err := os.ReadFile(filepath.Join(e2e.Bin(t), "sockplay-"+name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		var row string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, name+" ") {
+				row = l
+			}
+		}
+		f := strings.Fields(row)
+		if len(f) != 7 || f[1] != "1.0.0" || f[2] != "1" || f[3] != "tcp" || f[6] != hex.EncodeToString(sum[:]) {
+			t.Errorf("row for %s: %q\n%s", name, row, out)
+		}
+	}
+	for _, want := range []string{"sockplay-x: not a sockplay plugin", "sockplay-noexec: not executable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if left := e2e.WaitGone(e2e.Processes(e2e.Bin(t)), 2*time.Second); len(left) > 0 {
+		t.Errorf("processes left running: %v", left)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	out, _, code := e2e.Run(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "sockplay "+Version) {
+		t.Errorf("sockplay version: %d %q", code, out)
+	}
+	out, _, code = e2e.RunBinary(t, "sockplay-echo", nil, "--version")
+	if code != 0 || out != "sockplay-echo 1.0.0 (sockplay protocol 1)\n" {
+		t.Errorf("sockplay-echo --version: %d %q", code, out)
+	}
+	out, _, code = e2e.RunBinary(t, "sockplay-hello", nil, "--help")
+	if code != 0 || !strings.Contains(out, "sockplay-hello connect [ADDR]") || !strings.Contains(out, "greeting") {
+		t.Errorf("sockplay-hello --help: %d %q", code, out)
+	}
+	_, stderr, code := e2e.RunBinary(t, "sockplay-echo", nil, "bogus")
+	if code != 2 || !strings.Contains(stderr, "Usage:") {
+		t.Errorf("sockplay-echo bogus: %d %q", code, stderr)
+	}
+	_, stderr, code = e2e.Run(t, "bogus")
+	if code != 2 || !strings.Contains(stderr, `unknown command "bogus"`) {
+		t.Errorf("sockplay bogus: %d %q", code, stderr)
+	}
+}
