@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite: `make test` and .ci/run call this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+# The chat fan-out and the idle-connection tests open thousands of sockets.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+echo "== go vet"
+go vet ./...
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go') | grep -v '\.pb\.go$' || true)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== generated code is reproducible"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+SOCKPLAY_GEN_OUT="$tmp" bash sdk/protocol/gen.sh
+for f in control.pb.go control_grpc.pb.go; do
+	cmp "$tmp/$f" "sdk/protocol/$f" || { echo "sdk/protocol/$f differs from go generate's output"; exit 1; }
+done
+
+echo "== go test -race"
+go test -race -count=1 -timeout 30m ./...
