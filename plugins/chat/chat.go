@@ -1,0 +1,104 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sockplay/sockplay/sdk"
+)
+
+// Version is the chat plugin's own version.
+const Version = "1.0.0"
+
+// Plugin describes the chat plugin.
+func Plugin() sdk.Plugin {
+	def := DefaultConfig()
+	return sdk.Plugin{
+		Name:        "chat",
+		Version:     Version,
+		Summary:     "a multi-client chat room: every line goes to everyone; /nick, /who, /help, /quit",
+		Transport:   sdk.TCP,
+		DefaultAddr: "127.0.0.1:12346",
+		Options: []sdk.Option{
+			{Name: "room", Default: def.Room, Help: "the room's name, shown in the welcome"},
+			{Name: "history", Default: fmt.Sprint(def.History), Help: "messages said before a newcomer joined that it is shown (0: none)"},
+			{Name: "maxline", Default: fmt.Sprint(def.MaxLine), Help: "longest line accepted, in bytes; longer ones are refused with a notice"},
+			{Name: "queue", Default: fmt.Sprint(def.Queue), Help: "lines waiting for one client; when full the oldest is dropped"},
+			{Name: "stall", Default: def.Stall.String(), Help: "a client that accepts no output for this long is disconnected"},
+			{Name: "linewait", Default: def.LineWait.String(), Help: "pause that ends a line sent without a newline (0: the end of each read does)"},
+		},
+		TCP: func(cfg sdk.Config) (sdk.Handler, error) {
+			c, err := configFrom(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return newRoom(c, cfg.Logger), nil
+		},
+		Usage:  "connect [ADDR] [--nick NAME]   join the room: stdin lines are sent, the room is printed (default 127.0.0.1:12346)",
+		Client: client,
+	}
+}
+
+// Config is the room's configuration.
+type Config struct {
+	Room     string
+	History  int
+	MaxLine  int
+	Queue    int
+	Stall    time.Duration
+	LineWait time.Duration
+}
+
+// DefaultConfig returns the defaults the plugin declares.
+func DefaultConfig() Config {
+	return Config{
+		Room:     "lobby",
+		History:  0,
+		MaxLine:  4096,
+		Queue:    256,
+		Stall:    10 * time.Second,
+		LineWait: 20 * time.Millisecond,
+	}
+}
+
+// Validate reports the first setting out of range.
+func (c Config) Validate() error {
+	switch {
+	case c.Room == "" || len(c.Room) > 64:
+		return errors.New("option chat.room: want 1 to 64 bytes")
+	case c.History < 0 || c.History > 10000:
+		return fmt.Errorf("option chat.history=%d: want 0 to 10000", c.History)
+	case c.MaxLine < 64 || c.MaxLine > 1<<20:
+		return fmt.Errorf("option chat.maxline=%d: want 64 to 1048576", c.MaxLine)
+	case c.Queue < 8 || c.Queue > 1<<16:
+		return fmt.Errorf("option chat.queue=%d: want 8 to 65536", c.Queue)
+	case c.Stall < 10*time.Millisecond || c.Stall > time.Hour:
+		return fmt.Errorf("option chat.stall=%s: want 10ms to 1h", c.Stall)
+	case c.LineWait < 0 || c.LineWait > 5*time.Second:
+		return fmt.Errorf("option chat.linewait=%s: want 0 to 5s", c.LineWait)
+	}
+	return nil
+}
+
+func configFrom(cfg sdk.Config) (Config, error) {
+	var c Config
+	var err error
+	c.Room, _ = Neutralise([]byte(cfg.String("room")))
+	if c.History, err = cfg.Int("history"); err != nil {
+		return c, err
+	}
+	if c.MaxLine, err = cfg.Int("maxline"); err != nil {
+		return c, err
+	}
+	if c.Queue, err = cfg.Int("queue"); err != nil {
+		return c, err
+	}
+	if c.Stall, err = cfg.Duration("stall"); err != nil {
+		return c, err
+	}
+	if c.LineWait, err = cfg.Duration("linewait"); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/sockplay/sockplay/sdk"
+)
+
+// client is `sockplay-chat connect [ADDR] [--nick NAME]`: like the tutorial's
+// threaded client, one goroutine sends stdin's lines while the other prints
+// the room as it comes, so other people's lines appear while you type. It
+// starts by asking for the nick, if given, and the list of who is here (which
+// also brings the server's welcome). The end of stdin or /quit leaves.
+func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
+	addr, nick, err := clientArgs(args)
+	if err != nil {
+		return err
+	}
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+
+	sent := make(chan error, 1)
+	go func() { sent <- sendLines(c, nick, stdio.In) }()
+
+	rerr := printLines(stdio.Out, c)
+	c.Close() // a sender still writing stops now
+	if ctx.Err() != nil {
+		return nil
+	}
+	select {
+	case err := <-sent:
+		if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errQuit) {
+			return err
+		}
+	case <-time.After(100 * time.Millisecond):
+		// The server closed first; the sender is blocked reading stdin.
+	}
+	if rerr != nil && !errors.Is(rerr, net.ErrClosed) {
+		return rerr
+	}
+	return nil
+}
+
+var errQuit = errors.New("quit")
+
+func clientArgs(args []string) (addr, nick string, err error) {
+	if len(args) == 0 || args[0] != "connect" {
+		return "", "", sdk.ErrUsage
+	}
+	addr = Plugin().DefaultAddr
+	gotAddr := false
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--nick" || a == "-nick":
+			if i+1 == len(args) {
+				return "", "", fmt.Errorf("%w: --nick needs a NAME", sdk.ErrUsage)
+			}
+			i++
+			nick = args[i]
+		case strings.HasPrefix(a, "--nick="):
+			nick = strings.TrimPrefix(a, "--nick=")
+		case strings.HasPrefix(a, "-"):
+			return "", "", fmt.Errorf("%w: unknown flag %s", sdk.ErrUsage, a)
+		case !gotAddr:
+			addr, gotAddr = a, true
+		default:
+			return "", "", fmt.Errorf("%w: unexpected argument %q", sdk.ErrUsage, a)
+		}
+	}
+	if nick != "" {
+		if err := validNick(nick); err != nil {
+			return "", "", fmt.Errorf("%w: --nick: %v", sdk.ErrUsage, err)
+		}
+	}
+	return addr, nick, nil
+}
+
+// sendLines sends the opening commands and then stdin's non-empty lines.
+// At the end of stdin it half-closes, so the server sees the client leave
+// and the lines still on their way are printed.
+func sendLines(c net.Conn, nick string, in io.Reader) error {
+	w := bufio.NewWriter(c)
+	if nick != "" {
+		fmt.Fprintf(w, "/nick %s\n", nick)
+	}
+	w.WriteString("/who\n")
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		if _, err := io.WriteString(c, line+"\n"); err != nil {
+			return err
+		}
+		if line == "quit" || strings.EqualFold(line, "/quit") {
+			return errQuit // the server says bye and closes
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return c.(*net.TCPConn).CloseWrite()
+}
+
+// printLines prints what the server sends, line by line, made harmless for
+// the terminal in case the server is not this one.
+func printLines(out io.Writer, c net.Conn) error {
+	r := bufio.NewReaderSize(c, 64<<10)
+	w := bufio.NewWriter(out)
+	for {
+		line, err := r.ReadSlice('\n')
+		if len(line) > 0 {
+			text, _ := Neutralise(trimEOL(line))
+			w.WriteString(text)
+			if !errors.Is(err, bufio.ErrBufferFull) {
+				w.WriteByte('\n')
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue // the rest of a long line follows
+		}
+		// Print as soon as nothing more is waiting, so lines appear as they come.
+		if err != nil || r.Buffered() == 0 {
+			if ferr := w.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sockplay/sockplay/sdk"
+)
+
+var _ sdk.Handler = (*room)(nil)
+
+// readSize is the read buffer of each connection.
+const readSize = 4096
+
+// longAgo is a deadline in the past: it makes a blocked Read return at once.
+var longAgo = time.Unix(1, 0)
+
+// ServeConn runs one client's session: it joins the room, reads and handles
+// the client's lines until it quits, goes away, stops reading or the server
+// drains, then leaves and waits until its last output is written.
+func (r *room) ServeConn(ctx context.Context, c net.Conn) {
+	m := newMember(c, r.cfg.Queue, r.cfg.Stall)
+	s := &session{r: r, m: m, fr: NewFramer(r.cfg.MaxLine)}
+	s.history = r.join(m)
+	r.log.Trace("joined", "peer", c.RemoteAddr().String(), "name", m.name)
+	go m.writeLoop()
+
+	end := s.read(ctx)
+	var last []byte
+	switch end {
+	case endQuit:
+		r.leave(m, m.name+" left")
+		last = notice("bye")
+	case endGone:
+		r.leave(m, m.name+" left")
+	case endStalled:
+		r.leave(m, m.name+" was disconnected: not reading")
+		r.log.Debug("disconnected a client that stopped reading", "peer", c.RemoteAddr().String(), "name", m.name)
+	case endDrain:
+		// Everyone is leaving: no announcements.
+		r.leave(m, "")
+		last = notice("the server is shutting down")
+	}
+	m.finish(last)
+	<-m.done
+	r.log.Trace("left", "peer", c.RemoteAddr().String(), "name", m.name, "end", int(end))
+}
+
+// session is the reading side of one client.
+type session struct {
+	r       *room
+	m       *member
+	fr      *Framer
+	history [][]byte // shown with the welcome
+	greeted bool
+	quit    bool
+}
+
+type end int
+
+const (
+	endGone    end = iota // EOF or a read error
+	endQuit               // /quit or quit
+	endStalled            // the writer gave up on the client
+	endDrain              // the server is draining
+)
+
+// read reads and handles lines until the session ends. A line that comes
+// without a "\n" is complete when no more bytes follow within LineWait (at
+// once when LineWait is 0), or when the client closes.
+func (s *session) read(ctx context.Context) end {
+	c := s.m.conn
+	// The drain wakes a blocked Read with a past deadline. dl keeps it from
+	// being overwritten by the line-wait deadline.
+	var dl sync.Mutex
+	draining := false
+	stop := context.AfterFunc(ctx, func() {
+		dl.Lock()
+		draining = true
+		_ = c.SetReadDeadline(longAgo)
+		dl.Unlock()
+	})
+	defer stop()
+	setDeadline := func(t time.Time) bool {
+		dl.Lock()
+		defer dl.Unlock()
+		if draining {
+			return false
+		}
+		_ = c.SetReadDeadline(t)
+		return true
+	}
+
+	wait := s.r.cfg.LineWait
+	buf := make([]byte, readSize)
+	armed := false
+	for !s.quit {
+		if s.fr.Pending() && wait > 0 {
+			if !setDeadline(time.Now().Add(wait)) {
+				return endDrain
+			}
+			armed = true
+		} else if armed {
+			if !setDeadline(time.Time{}) {
+				return endDrain
+			}
+			armed = false
+		}
+		n, err := c.Read(buf)
+		if n > 0 {
+			s.fr.Feed(buf[:n], s.handle)
+			if wait == 0 {
+				s.fr.Flush(s.handle)
+			}
+		}
+		if err == nil {
+			continue
+		}
+		switch {
+		case ctx.Err() != nil:
+			return endDrain
+		case s.m.stalled.Load():
+			return endStalled
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.fr.Flush(s.handle) // the sender paused: the pending bytes are a line
+			continue
+		}
+		s.fr.Flush(s.handle) // bytes sent just before closing are a line too
+		if s.quit {
+			return endQuit
+		}
+		return endGone
+	}
+	return endQuit
+}
+
+// handle acts on one line.
+func (s *session) handle(fr Frame) {
+	if s.quit {
+		return // whatever follows quit is not read
+	}
+	m := s.m
+	msg := Parse(fr)
+	switch msg.Kind {
+	case KindEmpty:
+		return // no reply, so it does not count as the first line either
+	case KindQuit:
+		s.quit = true
+		return
+	case KindText:
+		var note []byte
+		if msg.Neutralised {
+			note = notice("control characters in your message were made harmless (^[ is ESC, ^@ is NUL)")
+		}
+		s.r.say(m, msg.Text, note)
+	case KindBad:
+		why := msg.Err.Error()
+		if errors.Is(msg.Err, ErrTooLong) {
+			why = fmt.Sprintf("it is longer than %d bytes", s.r.cfg.MaxLine)
+		}
+		m.push(notice("your message was not sent: " + why))
+	case KindCommand:
+		s.command(msg)
+		if !s.greeted {
+			s.greeted = true
+			s.welcome()
+		}
+	}
+}
+
+// welcome greets the client after the reply to its first command. The
+// server never speaks first, and a plain message gets exactly one reply (its
+// own line, in one write): the tutorial's client sends a line, reads once and
+// prints, so anything more would be what it prints for its next line.
+func (s *session) welcome() {
+	m := s.m
+	m.push(notice(fmt.Sprintf("welcome to %s, %s: %d here; /help lists the commands", s.r.cfg.Room, m.name, s.r.size())))
+	if len(s.history) == 0 {
+		return
+	}
+	m.push(notice(fmt.Sprintf("the last %d messages before you came:", len(s.history))))
+	for _, l := range s.history {
+		m.push(l)
+	}
+	m.push(notice("end of history"))
+	s.history = nil
+}
+
+const help = `commands:
+  /nick NAME   change your name (a letter, then letters, digits, - or _; at most 16)
+  /who         list who is here
+  /help        this help
+  /quit        leave (so does a line that is just "quit")
+  //text       send a line that starts with "/"`
+
+func (s *session) command(msg Message) {
+	m := s.m
+	switch msg.Cmd {
+	case "nick":
+		name := msg.Arg
+		if err := validNick(name); err != nil {
+			m.push(notice(err.Error()))
+			return
+		}
+		if name == m.name {
+			m.push(notice("you are already " + name))
+			return
+		}
+		if err := s.r.rename(m, name); err != nil {
+			m.push(notice(err.Error()))
+		}
+	case "who":
+		names := s.r.who()
+		m.push(notice(fmt.Sprintf("%d here: %s", len(names), strings.Join(names, ", "))))
+	case "help":
+		var b []byte
+		for _, l := range strings.Split(help, "\n") {
+			b = append(b, notice(l)...)
+		}
+		m.push(b)
+	default:
+		m.push(notice(fmt.Sprintf("unknown command %q; /help lists them", "/"+msg.Cmd)))
+	}
+}

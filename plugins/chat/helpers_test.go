@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sockplay/sockplay/sdk/sdktest"
+)
+
+// TestMain raises the open-file limit for the many-client tests and checks,
+// after the run, that no goroutine the tests started is left behind.
+func TestMain(m *testing.M) {
+	raiseFileLimit(4096)
+	before := runtime.NumGoroutine()
+	code := m.Run()
+	if code == 0 {
+		if err := settled(before, 5*time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// settled waits until no more goroutines run than want.
+func settled(want int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			return fmt.Errorf("goroutine leak: %d running, %d before the tests:\n%s", n, want, buf)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// raiseFileLimit lifts the soft limit on open files to at least n, as far
+// as the hard limit allows.
+func raiseFileLimit(n uint64) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur >= n {
+		return
+	}
+	lim.Cur = min(n, lim.Max)
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+}
+
+func start(t testing.TB, opts map[string]string) *sdktest.Instance {
+	t.Helper()
+	return sdktest.Start(t, Plugin(), opts)
+}
+
+// peer is a test's line-reading client.
+type peer struct {
+	t testing.TB
+	c net.Conn
+	r *bufio.Reader
+}
+
+// join connects to the room, with a deadline of d on the whole connection.
+func join(t testing.TB, in *sdktest.Instance, d time.Duration) *peer {
+	t.Helper()
+	c := in.Dial(t)
+	_ = c.SetDeadline(time.Now().Add(d))
+	return &peer{t: t, c: c, r: bufio.NewReaderSize(c, 64<<10)}
+}
+
+// named joins and learns the peer's name through /who's welcome.
+func named(t testing.TB, in *sdktest.Instance, nick string) *peer {
+	t.Helper()
+	p := join(t, in, 10*time.Second)
+	p.send("/nick " + nick)
+	p.expect("is now known as " + nick)
+	p.expect("*** welcome to")
+	return p
+}
+
+// sync reads everything the peer has been sent so far: it asks /who and
+// reads up to the reply.
+func (p *peer) sync() {
+	p.t.Helper()
+	p.send("/who")
+	p.expect(" here: ")
+}
+
+func (p *peer) send(line string) {
+	p.t.Helper()
+	if _, err := p.c.Write([]byte(line + "\n")); err != nil {
+		p.t.Fatalf("send %q: %v", line, err)
+	}
+}
+
+// line reads one line, without its "\n".
+func (p *peer) line() string {
+	p.t.Helper()
+	l, err := p.r.ReadString('\n')
+	if err != nil {
+		p.t.Fatalf("read a line (got %q so far): %v", l, err)
+	}
+	return strings.TrimSuffix(l, "\n")
+}
+
+// expect reads lines until one contains want and returns it; the lines it
+// skips are returned too. The connection's deadline bounds it.
+func (p *peer) expect(want string) (string, []string) {
+	p.t.Helper()
+	var skipped []string
+	for {
+		l := p.line()
+		if strings.Contains(l, want) {
+			return l, skipped
+		}
+		skipped = append(skipped, l)
+	}
+}
+
+// closed reports whether the server closed the connection: it reads to EOF
+// (or a reset), keeping what came before.
+func (p *peer) closed() ([]string, error) {
+	var lines []string
+	for {
+		l, err := p.r.ReadString('\n')
+		if l != "" {
+			lines = append(lines, strings.TrimSuffix(l, "\n"))
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return lines, err
+			}
+			return lines, nil
+		}
+	}
+}
