@@ -1,0 +1,446 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/sockplay/sockplay/sdk"
+)
+
+const usage = `
+ls  [ADDR] [PATH]                          list a directory (default: the root)
+get [-q] [-v] [-restart] [ADDR] REMOTE [LOCAL]   download; resumes from LOCAL.part
+put [-q] [-v] [ADDR] LOCAL [REMOTE]           upload; resumes what the server kept
+sum [ADDR] PATH                            print a remote file's SHA-256, as sha256sum does
+ADDR is HOST:PORT (default 127.0.0.1:12347); write a path that looks like one as ./NAME:1
+`
+
+// clientTimeout bounds how long the client waits for the server to answer a
+// request, or to move any byte during a transfer.
+const clientTimeout = 2 * time.Minute
+
+// clientChunk is how much a put sends per sendfile call between progress
+// updates.
+const clientChunk = 8 << 20
+
+// client is the command line run by hand: ls, get, put and sum.
+func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
+	cmd := args[0]
+	fl := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fl.SetOutput(io.Discard)
+	quiet := fl.Bool("q", false, "no progress bar")
+	verbose := fl.Bool("v", false, "say when a transfer resumes")
+	restart := fl.Bool("restart", false, "ignore a partial local file")
+	if err := fl.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%w: %s: %v", sdk.ErrUsage, cmd, err)
+	}
+	pos := fl.Args()
+	addr := Plugin().DefaultAddr
+	if len(pos) > 0 && isAddr(pos[0]) {
+		addr, pos = pos[0], pos[1:]
+	}
+	o := &clientOpts{addr: addr, stdio: stdio, verbose: *verbose}
+	if !*quiet {
+		o.progress = isTerminal(stdio.Err)
+	}
+	switch {
+	case cmd == "ls" && len(pos) <= 1:
+		p := "."
+		if len(pos) == 1 {
+			p = pos[0]
+		}
+		return o.list(ctx, p)
+	case cmd == "sum" && len(pos) == 1:
+		return o.sum(ctx, pos[0])
+	case cmd == "get" && (len(pos) == 1 || len(pos) == 2):
+		local := path.Base(pos[0])
+		if len(pos) == 2 {
+			local = pos[1]
+		}
+		if st, err := os.Stat(local); err == nil && st.IsDir() {
+			local = filepath.Join(local, path.Base(pos[0]))
+		}
+		return o.get(ctx, pos[0], local, *restart)
+	case cmd == "put" && (len(pos) == 1 || len(pos) == 2):
+		remote := filepath.Base(pos[0])
+		if len(pos) == 2 {
+			remote = pos[1]
+		}
+		return o.put(ctx, pos[0], remote)
+	case cmd == "ls" || cmd == "sum" || cmd == "get" || cmd == "put":
+		return fmt.Errorf("%w: %s: wrong number of arguments", sdk.ErrUsage, cmd)
+	}
+	return fmt.Errorf("%w: unknown command %q", sdk.ErrUsage, cmd)
+}
+
+// isAddr reports whether s has the form HOST:PORT with a numeric port.
+func isAddr(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || strings.ContainsAny(host, "/\\") {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n < 65536
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+type clientOpts struct {
+	addr     string
+	stdio    sdk.Stdio
+	progress bool
+	verbose  bool
+}
+
+// bar returns a progress bar on stderr, or one that draws nothing when stderr
+// is not a terminal.
+func (o *clientOpts) bar(size int64, desc string) *progressbar.ProgressBar {
+	if !o.progress {
+		return progressbar.DefaultBytesSilent(size, desc)
+	}
+	return progressbar.NewOptions64(size,
+		progressbar.OptionSetWriter(o.stdio.Err),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(o.stdio.Err) }),
+		progressbar.OptionSpinnerType(14),
+	)
+}
+
+func (o *clientOpts) note(format string, args ...any) {
+	if o.verbose {
+		fmt.Fprintf(o.stdio.Err, format+"\n", args...)
+	}
+}
+
+// conn is a client connection: requests go out whole, replies are read
+// through br.
+type conn struct {
+	c    net.Conn
+	br   *bufio.Reader
+	stop func() bool
+}
+
+func (o *clientOpts) dial(ctx context.Context) (*conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", o.addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", o.addr, err)
+	}
+	return &conn{c: c, br: bufio.NewReaderSize(c, MaxLine), stop: context.AfterFunc(ctx, func() { c.Close() })}, nil
+}
+
+func (c *conn) Close() error {
+	c.stop()
+	return c.c.Close()
+}
+
+// do sends req and reads its status line: the fields after OK, or the
+// server's *Error.
+func (c *conn) do(req Request) ([]string, error) {
+	_ = c.c.SetDeadline(time.Now().Add(clientTimeout))
+	if _, err := io.WriteString(c.c, req.String()+"\n"); err != nil {
+		return nil, err
+	}
+	return c.status()
+}
+
+func (c *conn) status() ([]string, error) {
+	_ = c.c.SetReadDeadline(time.Now().Add(clientTimeout))
+	line, err := c.br.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the server closed the connection without an answer")
+		}
+		return nil, err
+	}
+	return ParseStatus(string(line[:len(line)-1]))
+}
+
+// refused wraps a server's refusal so that it reads as one: "get a.txt:
+// refused by the server: not-found: a.txt does not exist".
+func refused(op, p string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return fmt.Errorf("%s %s: refused by the server: %w", op, p, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, p, err)
+}
+
+func (o *clientOpts) list(ctx context.Context, p string) error {
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	f, err := c.do(Request{Verb: VerbList, Path: p})
+	if err != nil {
+		return refused("ls", p, err)
+	}
+	n, err := fieldInt(f, 0, 1)
+	if err != nil {
+		return fmt.Errorf("ls %s: %w", p, err)
+	}
+	w := bufio.NewWriter(o.stdio.Out)
+	for i := int64(0); i < n; i++ {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("ls %s: listing cut short: %w", p, err)
+		}
+		e, err := ParseEntry(strings.TrimSuffix(line, "\n"))
+		if err != nil {
+			return fmt.Errorf("ls %s: %w", p, err)
+		}
+		size, suffix := strconv.FormatInt(e.Size, 10), ""
+		switch e.Type {
+		case 'd':
+			size, suffix = "-", "/"
+		case 'l':
+			size, suffix = "-", "@"
+		case 'o':
+			size = "-"
+		}
+		fmt.Fprintf(w, "%c %12s  %s  %s%s\n", e.Type, size, time.Unix(e.MTime, 0).Format("2006-01-02 15:04"), e.Name, suffix)
+	}
+	return w.Flush()
+}
+
+func (o *clientOpts) sum(ctx context.Context, p string) error {
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	f, err := c.do(Request{Verb: VerbSum, Path: p})
+	if err != nil {
+		return refused("sum", p, err)
+	}
+	if _, err := fieldInt(f, 0, 2); err != nil || !isSum(f[1]) {
+		return fmt.Errorf("sum %s: malformed answer %q", p, strings.Join(f, " "))
+	}
+	_, err = fmt.Fprintf(o.stdio.Out, "%s  %s\n", f[1], p)
+	return err
+}
+
+// get downloads remote into local. The bytes go to local+".part", which a
+// later get resumes from; only a file whose SHA-256 matches the server's is
+// renamed to local.
+func (o *clientOpts) get(ctx context.Context, remote, local string, restart bool) error {
+	part := local + ".part"
+	if restart {
+		if err := os.Remove(part); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", remote, err)
+	}
+	defer f.Close()
+	for attempt := 0; ; attempt++ {
+		err := o.getOnce(c, f, remote)
+		var e *Error
+		if attempt == 0 && errors.As(err, &e) && e.Code == errResume {
+			// The partial file did not fit the remote one (it changed, or
+			// the partial was damaged): start again once from zero.
+			o.note("%s: %s; starting again from 0", part, e.Msg)
+			if err := f.Truncate(0); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("get %s: interrupted; %s is kept and the next get resumes it", remote, part)
+			}
+			if st, serr := f.Stat(); serr == nil && st.Size() == 0 {
+				f.Close()
+				os.Remove(part)
+			}
+			return err
+		}
+		break
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(part, local); err != nil {
+		return fmt.Errorf("get %s: %w", remote, err)
+	}
+	return syncDir(filepath.Dir(local))
+}
+
+// errResume marks a failure that a fresh start may cure.
+const errResume Code = "resume"
+
+func (o *clientOpts) getOnce(c *conn, f *os.File, remote string) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	off := st.Size()
+	fields, err := c.do(Request{Verb: VerbGet, Path: remote, Offset: off})
+	var e *Error
+	if errors.As(err, &e) && e.Code == CodeBadRequest && off > 0 {
+		return &Error{Code: errResume, Msg: "longer than the remote file"}
+	}
+	if err != nil {
+		return refused("get", remote, err)
+	}
+	size, err := fieldInt(fields, 0, 2)
+	if err != nil || !isSum(fields[1]) {
+		return fmt.Errorf("get %s: malformed answer %q", remote, strings.Join(fields, " "))
+	}
+	want := fields[1]
+	if off > 0 {
+		o.note("%s: resuming at %d of %d bytes", remote, off, size)
+	}
+	h := sha256.New()
+	buf := make([]byte, bufSize)
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, off), buf); err != nil {
+		return err
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return err
+	}
+	bar := o.bar(size, "get "+path.Base(remote))
+	_ = bar.Set64(off)
+	for got := off; got < size; {
+		_ = c.c.SetReadDeadline(time.Now().Add(clientTimeout))
+		n, rerr := c.br.Read(buf[:min(int64(len(buf)), size-got)])
+		if n > 0 {
+			if _, err := f.Write(buf[:n]); err != nil {
+				return fmt.Errorf("get %s: %w", remote, err)
+			}
+			h.Write(buf[:n])
+			got += int64(n)
+			_ = bar.Add(n)
+		}
+		if rerr != nil && got < size {
+			return fmt.Errorf("get %s: connection lost at %d of %d bytes (run get again to resume): %w", remote, got, size, rerr)
+		}
+	}
+	_ = bar.Finish()
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		if off > 0 {
+			return &Error{Code: errResume, Msg: "the resumed file's SHA-256 does not match"}
+		}
+		_ = f.Truncate(0)
+		return fmt.Errorf("get %s: the received data's SHA-256 is %s, the server announced %s; nothing was kept", remote, got, want)
+	}
+	return f.Sync()
+}
+
+// put uploads local as remote. The server keeps what it received of an
+// interrupted upload; the same put later continues from there.
+func (o *clientOpts) put(ctx context.Context, local, remote string) error {
+	f, err := os.Open(local)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", local, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("put %s: not a regular file", local)
+	}
+	size := st.Size()
+	h := sha256.New()
+	bar := o.bar(size, "hash "+filepath.Base(local))
+	if _, err := io.CopyBuffer(io.MultiWriter(h, bar), io.NewSectionReader(f, 0, size), make([]byte, bufSize)); err != nil {
+		return fmt.Errorf("put %s: %w", local, err)
+	}
+	_ = bar.Finish()
+	sum := hex.EncodeToString(h.Sum(nil))
+
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for attempt := 0; ; attempt++ {
+		off, err := o.putOnce(c, f, remote, size, sum)
+		var e *Error
+		if attempt == 0 && off > 0 && errors.As(err, &e) && e.Code == CodeChecksum {
+			// What the server had kept was damaged; it has dropped it.
+			o.note("%s: the resumed upload did not verify; sending it again from 0", remote)
+			continue
+		}
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("put %s: interrupted; the server keeps what it received and the next put resumes it", remote)
+		}
+		return err
+	}
+}
+
+func (o *clientOpts) putOnce(c *conn, f *os.File, remote string, size int64, sum string) (int64, error) {
+	fields, err := c.do(Request{Verb: VerbPut, Path: remote, Size: size, Sum: sum})
+	if err != nil {
+		return 0, refused("put", remote, err)
+	}
+	off, err := fieldInt(fields, 0, 1)
+	if err != nil || off > size {
+		return 0, fmt.Errorf("put %s: malformed answer %q", remote, strings.Join(fields, " "))
+	}
+	if off > 0 {
+		o.note("%s: resuming at %d of %d bytes", remote, off, size)
+	}
+	bar := o.bar(size, "put "+path.Base(remote))
+	_ = bar.Set64(off)
+	if err := sendRange(c.c, f, off, size-off, clientTimeout, clientChunk, func(sent int64) { _ = bar.Set64(off + sent) }); err != nil {
+		return off, fmt.Errorf("put %s: connection lost (run put again to resume): %w", remote, err)
+	}
+	_ = bar.Finish()
+	if _, err := c.status(); err != nil {
+		return off, refused("put", remote, err)
+	}
+	return off, nil
+}
+
+// fieldInt checks that f has n fields and parses field i as a size.
+func fieldInt(f []string, i, n int) (int64, error) {
+	if len(f) != n {
+		return 0, fmt.Errorf("malformed answer %q from the server", strings.Join(f, " "))
+	}
+	return parseSize(f[i], "number")
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
