@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/sockplay/sockplay/sdk"
+)
+
+// Version is the login plugin's own version.
+const Version = "1.0.0"
+
+const usage = `
+check [ADDR]                           log in (user and password from the terminal, or two stdin lines); exit 0 on success, 1 on fail
+useradd --accounts FILE [--hash argon2id|bcrypt] NAME   add an account (FILE is created, 0600, if missing)
+passwd --accounts FILE [--hash argon2id|bcrypt] NAME    set an account's password
+userdel --accounts FILE NAME                            remove an account
+import-plaintext --accounts FILE [--hash ...] PLAINFILE hash the tutorial's user:password file into FILE
+`
+
+// Plugin describes the login plugin.
+func Plugin() sdk.Plugin {
+	return sdk.Plugin{
+		Name:        "login",
+		Version:     Version,
+		Summary:     "the tutorial's user|password login (success/fail), with hashed passwords and throttled failures",
+		Transport:   sdk.TCP,
+		DefaultAddr: "127.0.0.1:8001",
+		Options:     options(),
+		TCP:         newHandler,
+		Usage:       usage,
+		Client:      client,
+	}
+}
+
+// newHandler builds the server from the options; a bad option or an accounts
+// file that cannot be used stops the plugin from starting.
+func newHandler(sc sdk.Config) (sdk.Handler, error) {
+	c, err := configFrom(sc)
+	if err != nil {
+		return nil, err
+	}
+	log := sc.Logger
+	st, err := openStore(c.accounts, c.reloadInterval, log)
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	if c.accounts == "" {
+		log.Warn("no accounts file (set login.accounts=FILE): every login fails")
+	}
+	return newServer(c, st, log), nil
+}

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// limiter counts failed logins per source address and per user name, over a
+// sliding window.
+//
+// The rule, for each key (an address, and a name, known or not):
+//   - a check may start only while the key has fewer than limit failures in
+//     the last window, counting checks in flight as failures until they end,
+//     and is not locked out; otherwise the request waits (see server.attempt);
+//   - the failure that brings the count to limit locks the key out for
+//     lockout;
+//   - after a failure, the reply waits base × 2^(n−1), at most maxDelay, where
+//     n is the larger of the two keys' counts;
+//   - a success resets the name's count, not the address's: one good account
+//     must not buy an address fresh guesses at the others.
+//
+// So no key ever gets more than limit checks in any window, however many
+// connections it opens.
+type limiter struct {
+	window, lockout, base, maxDelay time.Duration
+
+	mu    sync.Mutex
+	addrs table
+	users table
+}
+
+// limiterConfig sets a limiter's numbers.
+type limiterConfig struct {
+	addrLimit, userLimit            int
+	window, lockout, base, maxDelay time.Duration
+}
+
+// maxKeys bounds each table, so that many addresses or invented names cannot
+// grow memory without bound.
+const maxKeys = 1 << 16
+
+func newLimiter(c limiterConfig) *limiter {
+	return &limiter{
+		window: c.window, lockout: c.lockout, base: c.base, maxDelay: c.maxDelay,
+		addrs: table{limit: c.addrLimit, m: map[string]*entry{}},
+		users: table{limit: c.userLimit, m: map[string]*entry{}},
+	}
+}
+
+type table struct {
+	limit int
+	m     map[string]*entry
+}
+
+type entry struct {
+	fails    []time.Time // in the window, oldest first, at most limit
+	inflight int
+	locked   time.Time // locked out until
+}
+
+// ticket is an admitted check: pass it back to succeeded or failed.
+type ticket struct{ addr, user string }
+
+// admit starts a check for addr and user if both allow one. Otherwise it
+// returns when to ask again.
+func (l *limiter) admit(now time.Time, addr, user string) (t ticket, retry time.Time, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.addrs.get(addr, now, l.window)
+	u := l.users.get(user, now, l.window)
+	ra, okA := a.allowed(now, l.addrs.limit, l.window)
+	ru, okU := u.allowed(now, l.users.limit, l.window)
+	if !okA || !okU {
+		l.addrs.tidy(addr)
+		l.users.tidy(user)
+		return ticket{}, later(ra, ru), false
+	}
+	a.inflight++
+	u.inflight++
+	return ticket{addr, user}, time.Time{}, true
+}
+
+// succeeded ends a check that matched.
+func (l *limiter) succeeded(t ticket) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a := l.addrs.m[t.addr]; a != nil {
+		a.inflight--
+	}
+	if u := l.users.m[t.user]; u != nil {
+		u.inflight--
+		u.fails = u.fails[:0]
+	}
+	l.addrs.tidy(t.addr)
+	l.users.tidy(t.user)
+}
+
+// cancel ends a check that was not made.
+func (l *limiter) cancel(t ticket) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a := l.addrs.m[t.addr]; a != nil {
+		a.inflight--
+	}
+	if u := l.users.m[t.user]; u != nil {
+		u.inflight--
+	}
+	l.addrs.tidy(t.addr)
+	l.users.tidy(t.user)
+}
+
+// failure is what a failed check leads to.
+type failure struct {
+	delay                  time.Duration // before the reply
+	addrFails, userFails   int           // in the window, this one included
+	addrLocked, userLocked bool          // this failure locked the key out
+}
+
+// failed ends a check that did not match.
+func (l *limiter) failed(now time.Time, t ticket) failure {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var f failure
+	a := l.addrs.get(t.addr, now, l.window)
+	u := l.users.get(t.user, now, l.window)
+	f.addrFails, f.addrLocked = a.fail(now, l.addrs.limit, l.lockout)
+	f.userFails, f.userLocked = u.fail(now, l.users.limit, l.lockout)
+	f.delay = l.delay(max(f.addrFails, f.userFails))
+	return f
+}
+
+// delay is base × 2^(n−1), at most maxDelay.
+func (l *limiter) delay(n int) time.Duration {
+	if n <= 0 || l.base <= 0 {
+		return 0
+	}
+	d := l.base
+	for i := 1; i < n && d < l.maxDelay; i++ {
+		d *= 2
+	}
+	return min(d, l.maxDelay)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// get returns key's entry, pruned to the window, creating it if need be.
+func (t *table) get(key string, now time.Time, window time.Duration) *entry {
+	e := t.m[key]
+	if e == nil {
+		if len(t.m) >= maxKeys {
+			t.evict(now, window)
+		}
+		e = &entry{}
+		t.m[key] = e
+	}
+	e.prune(now, window)
+	return e
+}
+
+// tidy drops key's entry if it holds nothing.
+func (t *table) tidy(key string) {
+	if e := t.m[key]; e != nil && len(e.fails) == 0 && e.inflight == 0 && e.locked.IsZero() {
+		delete(t.m, key)
+	}
+}
+
+// evict makes room: first every entry that holds nothing any more, then, if
+// the table is still full, some entries that are not locked out nor in use.
+func (t *table) evict(now time.Time, window time.Duration) {
+	for k, e := range t.m {
+		e.prune(now, window)
+		if len(e.fails) == 0 && e.inflight == 0 && e.locked.IsZero() {
+			delete(t.m, k)
+		}
+	}
+	for k, e := range t.m {
+		if len(t.m) < maxKeys*7/8 {
+			return
+		}
+		if e.inflight == 0 && e.locked.IsZero() {
+			delete(t.m, k)
+		}
+	}
+}
+
+func (e *entry) prune(now time.Time, window time.Duration) {
+	i := 0
+	for i < len(e.fails) && now.Sub(e.fails[i]) >= window {
+		i++
+	}
+	if i > 0 {
+		e.fails = append(e.fails[:0], e.fails[i:]...)
+	}
+	if !e.locked.IsZero() && !now.Before(e.locked) {
+		e.locked = time.Time{}
+	}
+}
+
+// allowed reports whether a check may start now, or when to ask again.
+func (e *entry) allowed(now time.Time, limit int, window time.Duration) (time.Time, bool) {
+	if now.Before(e.locked) {
+		return e.locked, false
+	}
+	if len(e.fails)+e.inflight < limit {
+		return time.Time{}, true
+	}
+	// Enough failures must leave the window; checks in flight end soon.
+	if k := len(e.fails) + e.inflight - limit; k < len(e.fails) {
+		return e.fails[k].Add(window), false
+	}
+	return now.Add(20 * time.Millisecond), false
+}
+
+// fail records a failure of a check in flight; it reports the failures in the
+// window and whether this one locked the key out.
+func (e *entry) fail(now time.Time, limit int, lockout time.Duration) (int, bool) {
+	e.inflight--
+	e.fails = append(e.fails, now)
+	if len(e.fails) > limit {
+		e.fails = append(e.fails[:0], e.fails[len(e.fails)-limit:]...)
+	}
+	if len(e.fails) >= limit && e.locked.IsZero() {
+		e.locked = now.Add(lockout)
+		return len(e.fails), true
+	}
+	return len(e.fails), false
+}
+
+// sourceKey is the address failures are counted against: the IP for IPv4, the
+// /64 network for IPv6 (one host usually holds a whole /64).
+func sourceKey(a net.Addr) string {
+	var ip netip.Addr
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	default:
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			ip = ap.Addr()
+		}
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
