@@ -11,8 +11,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// MaxDatagram is the largest UDP payload (65,535 minus the IPv4 and UDP
-// headers); DatagramFunc reads into a buffer of this size.
+// MaxDatagram is the largest UDP payload over IPv4 (65,535 minus the IPv4
+// and UDP headers). DatagramFunc reads into a 64 KiB buffer, which also holds
+// the largest IPv6 payload.
 const MaxDatagram = 65507
 
 // DatagramFunc handles one datagram: it gets the payload and its sender and
@@ -25,7 +26,7 @@ var _ PacketHandler = DatagramFunc(nil)
 
 // ServePackets reads datagrams until ctx is cancelled or pc is closed.
 func (f DatagramFunc) ServePackets(ctx context.Context, pc net.PacketConn) {
-	buf := make([]byte, MaxDatagram+1)
+	buf := make([]byte, 1<<16)
 	for ctx.Err() == nil {
 		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
