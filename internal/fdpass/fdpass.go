@@ -153,12 +153,18 @@ func NewReceiver(c *net.UnixConn) *Receiver {
 // The caller owns the returned files.
 func (r *Receiver) Recv() ([]Handoff, error) {
 	n, oobn, flags, _, err := r.c.ReadMsgUnix(r.buf, r.oob)
-	if err != nil {
-		return nil, err
+	if oobn == 0 {
+		if errors.Is(err, io.EOF) || err == nil && n == 0 {
+			return nil, io.EOF // the net package wraps it in a *net.OpError
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if n == 0 && oobn == 0 {
-		return nil, io.EOF
-	}
+	// With descriptors, err can only be the io.EOF the net package reports for
+	// any zero-byte read: a message of no bytes that carries descriptors. That
+	// is a short message, not the peer closing, and its descriptors must be
+	// closed below.
 	fds, perr := parseRights(r.oob[:oobn])
 	files := make([]*os.File, len(fds))
 	for i, fd := range fds {
