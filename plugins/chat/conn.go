@@ -25,6 +25,11 @@ var longAgo = time.Unix(1, 0)
 // the client's lines until it quits, goes away, stops reading or the server
 // drains, then leaves and waits until its last output is written.
 func (r *room) ServeConn(ctx context.Context, c net.Conn) {
+	if tc, ok := c.(interface{ SetWriteBuffer(int) error }); ok && r.cfg.SndBuf > 0 {
+		// Bounds what a client that stops reading holds in the kernel (up
+		// to 4 MB each with autotuning), so the queue's rule applies soon.
+		_ = tc.SetWriteBuffer(r.cfg.SndBuf)
+	}
 	m := newMember(c, r.cfg.Queue, r.cfg.Stall)
 	s := &session{r: r, m: m, fr: NewFramer(r.cfg.MaxLine)}
 	s.history = r.join(m)

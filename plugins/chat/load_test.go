@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sockplay/sockplay/sdk/sdktest"
+)
+
+// TestManyClients: 200 clients each send 5 messages at once. Every client
+// must get every message exactly once, each sender's in the order sent, and
+// all in the same order as everyone else.
+func TestManyClients(t *testing.T) {
+	const (
+		clients = 200
+		each    = 5
+	)
+	// The queue holds everything a client may have pending here, so this
+	// test is about delivery, not the slow-reader rule.
+	in := start(t, map[string]string{"queue": "4096"})
+	deadline := time.Now().Add(30 * time.Second)
+
+	conns := make([]net.Conn, clients)
+	readers := make([]*bufio.Reader, clients)
+	for i := range conns {
+		c, err := net.DialTimeout("tcp", in.Addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial client %d: %v", i, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(deadline)
+		conns[i], readers[i] = c, bufio.NewReader(c)
+	}
+	// Wait until everyone is in the room: the reply to /who comes after the
+	// join.
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() {
+			if _, err := conns[i].Write([]byte("/who\n")); err != nil {
+				errs <- err
+				return
+			}
+			for {
+				l, err := readers[i].ReadString('\n')
+				if err != nil {
+					errs <- fmt.Errorf("client %d waiting to join: %w", i, err)
+					return
+				}
+				if strings.Contains(l, "welcome to") {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+
+	// Everyone sends, then reads until it has all the messages.
+	orders := make([][]int, clients)
+	for i := range conns {
+		wg.Go(func() {
+			var b strings.Builder
+			for k := range each {
+				fmt.Fprintf(&b, "m %d %d\n", i, k)
+			}
+			if _, err := conns[i].Write([]byte(b.String())); err != nil {
+				errs <- fmt.Errorf("client %d send: %w", i, err)
+				return
+			}
+			next := make([]int, clients) // per sender, the seq expected next
+			order := make([]int, 0, clients*each)
+			for len(order) < clients*each {
+				l, err := readers[i].ReadString('\n')
+				if err != nil {
+					errs <- fmt.Errorf("client %d after %d messages: %w", i, len(order), err)
+					return
+				}
+				_, text, ok := strings.Cut(strings.TrimSuffix(l, "\n"), ": m ")
+				if !ok {
+					if strings.Contains(l, "dropped") {
+						errs <- fmt.Errorf("client %d: %q", i, l)
+						return
+					}
+					continue // join notices and the like
+				}
+				from, seq, ok := parsePair(text)
+				if !ok || from >= clients {
+					errs <- fmt.Errorf("client %d: bad line %q", i, l)
+					return
+				}
+				if seq != next[from] {
+					errs <- fmt.Errorf("client %d: from %d got seq %d, want %d", i, from, seq, next[from])
+					return
+				}
+				next[from]++
+				order = append(order, from*each+seq)
+			}
+			orders[i] = order
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+	// Exactly once: each reader stopped at clients*each messages with every
+	// sender's sequence complete and in order; and the room has one order.
+	for i := 1; i < clients; i++ {
+		for k := range orders[i] {
+			if orders[i][k] != orders[0][k] {
+				t.Fatalf("client %d saw message %d at position %d, client 0 saw %d", i, orders[i][k], k, orders[0][k])
+			}
+		}
+	}
+}
+
+func parsePair(s string) (a, b int, ok bool) {
+	x, y, ok := strings.Cut(s, " ")
+	if !ok {
+		return 0, 0, false
+	}
+	a, err1 := strconv.Atoi(x)
+	b, err2 := strconv.Atoi(y)
+	return a, b, err1 == nil && err2 == nil
+}
+
+// dialSmall connects with a small receive buffer, set before the handshake
+// so that the advertised window stays small: a client that stops reading
+// then stops the server's writes after a few kilobytes.
+func dialSmall(t *testing.T, in *sdktest.Instance) *peer {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := d.Dial("tcp", in.Addr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	return &peer{t: t, c: c, r: bufio.NewReaderSize(c, 64<<10)}
+}
+
+// burst has a send n lines of size bytes ("a: m SEQ xxx..."), chunk at a
+// time, each chunk once a has read the echo of the one before: a sender as
+// fast as the room can take, never faster than its own output queue. It
+// returns a channel that yields nil once a has read its last echo.
+func burst(a *peer, n, size, chunk int) <-chan error {
+	done := make(chan error, 1)
+	pad := strings.Repeat("x", size)
+	go func() {
+		w := bufio.NewWriter(a.c)
+		for k := 0; k < n; k += chunk {
+			for j := k; j < min(k+chunk, n); j++ {
+				fmt.Fprintf(w, "m %d %s\n", j, pad)
+			}
+			if err := w.Flush(); err != nil {
+				done <- fmt.Errorf("burst: %w", err)
+				return
+			}
+			for j := k; j < min(k+chunk, n); j++ {
+				l, err := a.r.ReadString('\n')
+				if err != nil {
+					done <- fmt.Errorf("sender reading its echo %d: %w", j, err)
+					return
+				}
+				if seqOf(strings.TrimSuffix(l, "\n")) != j {
+					done <- fmt.Errorf("sender: echo %d is %.80q", j, l)
+					return
+				}
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// seqOf returns the sequence number of a burst line from a, or -1.
+func seqOf(l string) int {
+	rest, ok := strings.CutPrefix(l, "a: m ")
+	if !ok {
+		return -1
+	}
+	s, _, _ := strings.Cut(rest, " ")
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// TestSlowReader: the rule for a client that does not read. Its queue keeps
+// the newest lines and counts the ones it drops; a client that takes no
+// output for chat.stall is disconnected; the others never wait for it.
+func TestSlowReader(t *testing.T) {
+	t.Run("stalled reader is disconnected, the room goes on", func(t *testing.T) {
+		in := start(t, map[string]string{"stall": "2s", "sndbuf": "16384"})
+		a, b := named(t, in, "a"), named(t, in, "b")
+		s := dialSmall(t, in)
+		s.send("/nick s") // and never reads again
+		b.expect("*** guest3 is now known as s")
+		a.sync()
+
+		const n = 1000
+		start := time.Now()
+		echoed := burst(a, n, 1000, 50)
+		// b must get all of it, in order, before s is disconnected: had
+		// the room waited for s, the rest would come only after the stall
+		// timeout, behind the notice.
+		for k := range n {
+			l := b.line()
+			if seqOf(l) != k {
+				t.Fatalf("b: line %d is %q", k, l[:min(len(l), 80)])
+			}
+		}
+		took := time.Since(start)
+		if err := <-echoed; err != nil {
+			t.Fatal(err)
+		}
+		b.expect("*** s was disconnected: not reading")
+		t.Logf("1 MB to the room while one client stalled: %v; disconnected after %v", took, time.Since(start))
+		if took > 2*time.Second {
+			t.Errorf("the room took %v, longer than the stall timeout", took)
+		}
+		// Meanwhile the room still works.
+		b.send("still here")
+		a.expect("b: still here")
+		// s gets the start of the burst and then the end of the connection.
+		if _, err := s.closed(); err != nil {
+			t.Errorf("stalled client: %v, want the connection closed", err)
+		}
+	})
+
+	t.Run("paused reader loses the oldest lines, counted", func(t *testing.T) {
+		in := start(t, map[string]string{"sndbuf": "16384"})
+		a, b := named(t, in, "a"), named(t, in, "b")
+		p := dialSmall(t, in)
+		p.send("/nick p")
+		p.expect("*** welcome")
+		b.expect("is now known as p")
+		a.sync()
+
+		const n = 1000
+		echoed := burst(a, n, 500, 32) // p does not read meanwhile
+		for k := range n {
+			if l := b.line(); seqOf(l) != k {
+				t.Fatalf("b: line %d is %q", k, l[:min(len(l), 80)])
+			}
+		}
+		if err := <-echoed; err != nil {
+			t.Fatal(err)
+		}
+		// Now p reads: every line is there or counted, in order.
+		got, dropped, last, notices := 0, 0, -1, 0
+		for last < n-1 {
+			l := p.line()
+			if seq := seqOf(l); seq >= 0 {
+				if seq <= last {
+					t.Fatalf("p: seq %d after %d", seq, last)
+				}
+				got++
+				last = seq
+				continue
+			}
+			var d int
+			if _, err := fmt.Sscanf(l, "*** %d lines dropped", &d); err != nil {
+				t.Fatalf("p: unexpected line %q", l)
+			}
+			dropped += d
+			notices++
+		}
+		t.Logf("paused reader: %d lines delivered, %d dropped in %d notices", got, dropped, notices)
+		if got+dropped != n || dropped == 0 {
+			t.Errorf("delivered %d + dropped %d, want %d with some dropped", got, dropped, n)
+		}
+		p.send("back")
+		b.expect("p: back")
+	})
+}
+
+// TestDrainStalled: a drain with a client that does not read ends when the
+// drain's deadline closes it; the others get the notice.
+func TestDrainStalled(t *testing.T) {
+	in := start(t, map[string]string{"stall": "1m", "sndbuf": "16384"})
+	a := named(t, in, "a")
+	s := dialSmall(t, in)
+	s.send("/nick s")
+	a.expect("is now known as s")
+	echoed := burst(a, 1000, 1000, 50)
+	if err := <-echoed; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	forced := in.Server.Shutdown(ctx)
+	if forced != 1 {
+		t.Errorf("Shutdown closed %d connections, want 1 (the stalled one)", forced)
+	}
+	lines, err := a.closed()
+	if err != nil || len(lines) == 0 || lines[len(lines)-1] != "*** the server is shutting down" {
+		t.Errorf("a got %q, %v", lines, err)
+	}
+}
