@@ -118,6 +118,8 @@ func TestHandlerPanicIsolated(t *testing.T) {
 	if pids := h.PluginPids("panicky"); len(pids) != 1 || pids[0] != pid {
 		t.Fatalf("plugin process changed: %v, want [%d]", pids, pid)
 	}
+	good.Close()
+	third.Close()
 	h.Stop(15 * time.Second)
 }
 

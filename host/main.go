@@ -33,6 +33,7 @@ const usage = `sockplay %s: a plugin-based socket playground
 Usage:
   sockplay serve [flags]     serve every plugin found (or --enable some) on loopback
   sockplay plugins [flags]   list the plugins found, and what was skipped
+  sockplay status [flags]    show the running host's plugins: state, pid, restarts, errors
   sockplay version           print the version
 Run 'sockplay COMMAND --help' for a command's flags.
 `
@@ -63,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runServe(rest, stdout, stderr)
 	case "plugins":
 		return runPlugins(rest, stdout, stderr)
+	case "status":
+		return runStatus(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "sockplay %s (plugin protocol %d)\n", Version, protocol.Version)
 		return nil
@@ -70,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, usage, Version)
 		return nil
 	default:
-		return usageError{fmt.Errorf("unknown command %q (commands: serve, plugins, version)", cmd)}
+		return usageError{fmt.Errorf("unknown command %q (commands: serve, plugins, status, version)", cmd)}
 	}
 }
 
@@ -121,6 +124,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.CrashLimit, "crash-limit", cfg.CrashLimit, "a plugin that crashes this many times ...")
 	fs.DurationVar(&cfg.CrashWindow, "crash-window", cfg.CrashWindow, "... within this window is marked failed")
 	fs.DurationVar(&cfg.BackoffMax, "restart-backoff-max", cfg.BackoffMax, "the longest wait before restarting a crashed plugin")
+	fs.StringVar(&cfg.StatusFile, "status-file", config.DefaultStatusFile(), "where to keep the plugins' state for 'sockplay status' (empty: nowhere)")
 	help := fs.BoolP("help", "h", false, "show this help")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -163,6 +167,15 @@ func runPlugins(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	return serve.List(context.Background(), *dir, stdout, log)
+}
+
+func runStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", stderr)
+	path := fs.String("status-file", config.DefaultStatusFile(), "the status file of the host to show")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return serve.PrintStatus(*path, stdout)
 }
 
 func newLogger(level, format string, w io.Writer) (hclog.Logger, error) {

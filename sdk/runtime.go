@@ -53,7 +53,7 @@ func servePlugin(p *Plugin) int {
 		}
 		go rt.receive(fdpass.NewReceiver(c))
 	}
-	go watchParent(log)
+	go watchParent()
 
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  protocol.Handshake,
@@ -183,7 +183,7 @@ func (rt *runtime) receive(r *fdpass.Receiver) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			hostGone(rt.log, "handoff socket: "+err.Error())
+			hostGone()
 			return
 		}
 		<-rt.configured
@@ -218,13 +218,13 @@ func (rt *runtime) accept(srv *Server, psrv *PacketServer, h fdpass.Handoff) {
 
 // watchParent is the fallback watchdog for a plugin that has no handoff socket:
 // when the host dies the plugin is re-parented, and it exits.
-func watchParent(log hclog.Logger) {
+func watchParent() {
 	parent := os.Getppid()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for range t.C {
 		if os.Getppid() != parent {
-			hostGone(log, "parent process changed")
+			hostGone()
 			return
 		}
 	}
@@ -233,13 +233,12 @@ func watchParent(log hclog.Logger) {
 // hostGone ends the plugin and everything it started: the host starts each
 // plugin as the leader of its own process group, so killing the group takes
 // the plugin's children too.
-func hostGone(log hclog.Logger, why string) {
+func hostGone() {
 	removeSocketDir()
-	// The host reads our stderr; with it gone this write may end the process
-	// with SIGPIPE, which is why it comes after the cleanup.
-	log.Warn("host is gone; exiting", "why", why)
+	// Nothing is logged: the host read our stderr, and a write to it now could
+	// end the process with SIGPIPE before the group is killed.
 	if pid := os.Getpid(); syscall.Getpgrp() == pid {
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = syscall.Kill(-pid, syscall.SIGKILL) // the plugin and all it started
 	}
 	os.Exit(1)
 }

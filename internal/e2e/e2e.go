@@ -187,7 +187,9 @@ func start(t testing.TB, cfg Config) (*Host, error) {
 	if dir == "" {
 		dir = PluginDir(t, cfg.Enable...)
 	}
-	args := []string{"serve", "--plugin-dir", dir}
+	// A status file of its own, so that parallel hosts do not share the
+	// default one; a --status-file in cfg.Args comes later and wins.
+	args := []string{"serve", "--plugin-dir", dir, "--status-file", filepath.Join(t.TempDir(), "status.json")}
 	if len(cfg.Enable) > 0 {
 		args = append(args, "--enable", strings.Join(cfg.Enable, ","))
 	}

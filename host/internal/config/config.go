@@ -7,6 +7,8 @@ package config
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +31,9 @@ type Config struct {
 	LogLevel hclog.Level
 	LogJSON  bool
 	RunDir   string // base for per-plugin socket directories; "" means os.TempDir()
+	// StatusFile is where the host keeps every plugin's state for `sockplay
+	// status`; "" writes none.
+	StatusFile string
 
 	// DrainTimeout bounds how long a graceful stop waits for connections.
 	DrainTimeout time.Duration
@@ -57,12 +62,21 @@ func Default() Config {
 		LogLevel:       hclog.Info,
 		DrainTimeout:   10 * time.Second,
 		Backlog:        4096,
-		BackoffInitial: 10 * time.Millisecond,
+		BackoffInitial: 5 * time.Millisecond,
 		BackoffMax:     5 * time.Second,
 		CrashLimit:     5,
 		CrashWindow:    30 * time.Second,
 		StartTimeout:   10 * time.Second,
 	}
+}
+
+// DefaultStatusFile is where `sockplay serve` writes its status and `sockplay
+// status` reads it unless told otherwise.
+func DefaultStatusFile() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "sockplay", "status.json")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("sockplay-%d", os.Getuid()), "status.json")
 }
 
 // Validate reports the first thing wrong with c.

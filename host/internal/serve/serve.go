@@ -28,10 +28,11 @@ const ReadyLine = "sockplay: serving"
 
 // Host is a running set of supervised plugins.
 type Host struct {
-	cfg    config.Config
-	log    hclog.Logger
-	runDir string
-	sups   []*supervisor.Supervisor
+	cfg      config.Config
+	log      hclog.Logger
+	runDir   string
+	sups     []*supervisor.Supervisor
+	statusMu sync.Mutex
 }
 
 // Run starts the host, prints one line per plugin and a ready line to out,
@@ -94,6 +95,7 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 		go sup.Run()
 		fmt.Fprintln(out, line)
 	}
+	h.writeStatus(false)
 	fmt.Fprintf(out, "%s %d plugins; Ctrl-C stops\n", ReadyLine, len(h.sups))
 	return h, nil
 }
@@ -174,6 +176,7 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 		Launch: lc, Options: options, Listener: ln,
 		BackoffInitial: h.cfg.BackoffInitial, BackoffMax: h.cfg.BackoffMax,
 		CrashLimit: h.cfg.CrashLimit, CrashWindow: h.cfg.CrashWindow,
+		OnChange: func() { h.writeStatus(false) },
 	}, proc, desc)
 	ok = true
 	line := fmt.Sprintf("%-9s %-8s %s %-21s pid %d", e.Name, desc.GetVersion(),
@@ -219,12 +222,14 @@ func (h *Host) Status() []supervisor.Status {
 func (h *Host) Shutdown() {
 	h.each(func(s *supervisor.Supervisor) { s.Shutdown(h.cfg.DrainTimeout) })
 	os.RemoveAll(h.runDir)
+	h.writeStatus(true)
 }
 
 // Kill stops every plugin at once.
 func (h *Host) Kill() {
 	h.each((*supervisor.Supervisor).Kill)
 	os.RemoveAll(h.runDir)
+	h.writeStatus(true)
 }
 
 func (h *Host) each(f func(*supervisor.Supervisor)) {
