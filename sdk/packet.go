@@ -76,11 +76,12 @@ type PacketServer struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
-	mu     sync.Mutex
-	pcs    []net.PacketConn
-	closed bool
-	wg     sync.WaitGroup
-	panics uint64
+	mu      sync.Mutex
+	pcs     []net.PacketConn
+	closed  bool
+	running int // handler goroutines not yet returned
+	wg      sync.WaitGroup
+	panics  uint64
 }
 
 // NewPacketServer returns a PacketServer that runs h.
@@ -102,9 +103,15 @@ func (s *PacketServer) Serve(pc net.PacketConn) {
 		return
 	}
 	s.pcs = append(s.pcs, pc)
+	s.running++
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			s.running--
+			s.mu.Unlock()
+		}()
 		for s.ctx.Err() == nil && !s.runOnce(pc) {
 			select { // a handler that panics at once must not spin
 			case <-time.After(10 * time.Millisecond):
@@ -146,7 +153,9 @@ func (s *PacketServer) Shutdown(ctx context.Context) int {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		forced = len(pcs)
+		s.mu.Lock()
+		forced = s.running
+		s.mu.Unlock()
 	}
 	for _, pc := range pcs {
 		pc.Close()
