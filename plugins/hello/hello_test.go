@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/sdktest"
+)
+
+func TestGreeting(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		options map[string]string
+		want    string
+	}{
+		{"tutorial's", nil, "成功连接到服务器 socket message"},
+		{"configured", map[string]string{"greeting": "welcome"}, "welcome"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := sdktest.Start(t, Plugin(), tc.options)
+			// As the tutorial's client: one recv of at most 1024 bytes.
+			c := in.Dial(t)
+			buf := make([]byte, 1024)
+			n, err := c.Read(buf)
+			if err != nil || string(buf[:n]) != tc.want {
+				t.Fatalf("recv: %q, %v; want %q", buf[:n], err, tc.want)
+			}
+			if rest, err := io.ReadAll(c); err != nil || len(rest) != 0 {
+				t.Fatalf("after the greeting: %q, %v; want the server to close", rest, err)
+			}
+		})
+	}
+}
+
+func TestClient(t *testing.T) {
+	in := sdktest.Start(t, Plugin(), nil)
+	p := Plugin()
+	var out, errb bytes.Buffer
+	code := sdk.RunClient(context.Background(), &p, []string{"connect", in.Addr}, sdk.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
+	if code != 0 || out.String() != "成功连接到服务器 socket message\n" {
+		t.Fatalf("exit %d, out %q, err %q", code, out.String(), errb.String())
+	}
+	if code := sdk.RunClient(context.Background(), &p, []string{"connect", "a", "b"}, sdk.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}); code != 2 {
+		t.Fatalf("bad arguments: exit %d, want 2", code)
+	}
+}
