@@ -1,0 +1,60 @@
+// Command sockplay-upper is the example plugin of the README: it answers each
+// line with the line in upper case. Build it into the plugin directory and the
+// host finds it:
+//
+//	go build -o bin/sockplay-upper ./examples/upper
+//	bin/sockplay serve --enable upper
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/sockplay/sockplay/sdk"
+)
+
+func main() { sdk.Main(Plugin()) }
+
+// Plugin describes the upper plugin.
+func Plugin() sdk.Plugin {
+	return sdk.Plugin{
+		Name:        "upper",
+		Version:     "0.1.0",
+		Summary:     "answers each line in upper case",
+		Transport:   sdk.TCP,
+		DefaultAddr: "127.0.0.1:12349",
+		Options:     []sdk.Option{{Name: "prefix", Default: "", Help: "put before each answer"}},
+		TCP: func(cfg sdk.Config) (sdk.Handler, error) {
+			prefix := cfg.String("prefix")
+			return sdk.HandlerFunc(func(ctx context.Context, c net.Conn) {
+				sc := bufio.NewScanner(c)
+				for sc.Scan() && ctx.Err() == nil {
+					fmt.Fprintf(c, "%s%s\n", prefix, strings.ToUpper(sc.Text()))
+				}
+			}), nil
+		},
+		Usage: "connect [ADDR]   send stdin lines, print the answers",
+		Client: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+			if len(args) != 2 || args[0] != "connect" {
+				return sdk.ErrUsage
+			}
+			c, err := net.Dial("tcp", args[1])
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			in, out := bufio.NewScanner(stdio.In), bufio.NewScanner(c)
+			for in.Scan() {
+				fmt.Fprintf(c, "%s\n", in.Text())
+				if !out.Scan() {
+					return fmt.Errorf("server closed: %v", out.Err())
+				}
+				fmt.Fprintln(stdio.Out, out.Text())
+			}
+			return in.Err()
+		},
+	}
+}
