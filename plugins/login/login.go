@@ -42,7 +42,7 @@ func newHandler(sc sdk.Config) (sdk.Handler, error) {
 	log := sc.Logger
 	st, err := openStore(c.accounts, c.reloadInterval, log)
 	if err != nil {
-		return nil, fmt.Errorf("login: %w", err)
+		return nil, err
 	}
 	if c.accounts == "" {
 		log.Warn("no accounts file (set login.accounts=FILE): every login fails")

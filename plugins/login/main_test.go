@@ -17,6 +17,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 
+	"github.com/sockplay/sockplay/internal/e2e"
+
 	"github.com/sockplay/sockplay/sdk"
 	"github.com/sockplay/sockplay/sdk/sdktest"
 )
@@ -31,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(sdk.RunClient(context.Background(), &p, os.Args[1:],
 			sdk.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
 	}
-	goleak.VerifyTestMain(m)
+	e2e.Main(m)
 }
 
 // hashCache keeps the tests from hashing the same password twice: each hash
@@ -101,6 +103,10 @@ var passwordsUsed sync.Map
 // to t.Log and to the returned buffer.
 func start(t *testing.T, options map[string]string) (*sdktest.Instance, *logBuffer) {
 	t.Helper()
+	// Registered first, so run last: after sdktest has shut the server
+	// down, no goroutine of it may be left.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	logs := &logBuffer{}
 	p := Plugin()
 	build := p.TCP
