@@ -334,20 +334,9 @@ func (o *clientOpts) getOnce(c *conn, f *os.File, remote string) error {
 	}
 	bar := o.bar(size, "get "+path.Base(remote))
 	_ = bar.Set64(off)
-	for got := off; got < size; {
-		_ = c.c.SetReadDeadline(time.Now().Add(clientTimeout))
-		n, rerr := c.br.Read(buf[:min(int64(len(buf)), size-got)])
-		if n > 0 {
-			if _, err := f.Write(buf[:n]); err != nil {
-				return fmt.Errorf("get %s: %w", remote, err)
-			}
-			h.Write(buf[:n])
-			got += int64(n)
-			_ = bar.Add(n)
-		}
-		if rerr != nil && got < size {
-			return fmt.Errorf("get %s: connection lost at %d of %d bytes (run get again to resume): %w", remote, got, size, rerr)
-		}
+	deadline := func() { _ = c.c.SetReadDeadline(time.Now().Add(clientTimeout)) }
+	if got, err := receive(c.c, c.br, f, h, size-off, deadline, func(n int64) { _ = bar.Set64(off + n) }); err != nil {
+		return fmt.Errorf("get %s: connection lost at %d of %d bytes (run get again to resume): %w", remote, off+got, size, err)
 	}
 	_ = bar.Finish()
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {

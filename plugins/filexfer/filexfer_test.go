@@ -400,38 +400,26 @@ func TestLimits(t *testing.T) {
 // together: the second is refused while the first is in flight.
 func TestQuotaCountsUploadsInFlight(t *testing.T) {
 	root := t.TempDir()
-	hold, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	in := start(t, map[string]string{"root": root, "writable": "true", "quota": "3000"}, testHooks{
-		received: func(name string, n int64) {
-			if name == "a" {
-				once.Do(func() { close(hold) })
-				select {
-				case <-release:
-				case <-time.After(20 * time.Second):
-				}
-			}
-		},
-	})
+	in := start(t, map[string]string{"root": root, "writable": "true", "quota": "3000"}, testHooks{})
 	a := randomBytes(t, 2000)
 	r := dialRaw(t, in.Addr)
 	if got := r.send(fmt.Sprintf("PUT 2000 %s a\n", sumOf(a))); got != "OK 0" {
 		t.Fatal(got)
 	}
-	if _, err := r.c.Write(a[:100]); err != nil {
-		t.Fatal(err)
-	}
-	<-hold
+	// The first upload is in flight (announced, no data yet).
 	r2 := dialRaw(t, in.Addr)
 	if got := r2.send(fmt.Sprintf("PUT 2000 %s b\n", sumOf(a))); !strings.HasPrefix(got, "ERR quota ") {
 		t.Fatalf("second upload: %q", got)
 	}
-	close(release)
-	if _, err := r.c.Write(a[100:]); err != nil {
+	if _, err := r.c.Write(a); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.line(); got != "OK" {
 		t.Fatalf("first upload: %q", got)
+	}
+	// Once it has landed the space is taken by the file itself.
+	if got := r2.send(fmt.Sprintf("PUT 1001 %s b\n", sumOf(a))); !strings.HasPrefix(got, "ERR quota ") {
+		t.Fatalf("third upload: %q", got)
 	}
 }
 

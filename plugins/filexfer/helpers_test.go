@@ -125,7 +125,7 @@ type started struct {
 }
 
 // start serves a root directory in-process with options, applying hooks.
-func start(t *testing.T, opts map[string]string, hooks testHooks) *started {
+func start(t testing.TB, opts map[string]string, hooks testHooks) *started {
 	t.Helper()
 	st := &started{}
 	p := Plugin()
@@ -143,7 +143,7 @@ func start(t *testing.T, opts map[string]string, hooks testHooks) *started {
 }
 
 // run runs the client in-process and returns its exit status and output.
-func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+func run(t testing.TB, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	p := Plugin()
@@ -154,7 +154,7 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 // mustRun runs the client and fails the test unless it succeeds.
-func mustRun(t *testing.T, args ...string) string {
+func mustRun(t testing.TB, args ...string) string {
 	t.Helper()
 	code, out, errs := run(t, args...)
 	if code != 0 {

@@ -188,7 +188,7 @@ func TestShutdownMidUpload(t *testing.T) {
 	root := t.TempDir()
 	g := newGate()
 	in := start(t, map[string]string{"root": root, "writable": "true"}, testHooks{received: g.hook})
-	data := randomBytes(t, 4<<20)
+	data := randomBytes(t, 12<<20)
 	src := filepath.Join(t.TempDir(), "src")
 	writeFile(t, src, data)
 	done := make(chan struct{})

@@ -286,33 +286,6 @@ func (s *Server) get(c net.Conn, name string, off int64) error {
 	return sendRange(c, f, off, st.Size()-off, s.cfg.Idle, sendChunk, hook)
 }
 
-// sendRange sends n bytes of f from off. The copy is io.Copy from an
-// *io.LimitedReader around the *os.File to the connection, which for a
-// *net.TCPConn is sendfile(2): the bytes go from the page cache to the socket
-// without passing through this process. It goes in chunks so that the write
-// deadline follows progress rather than the whole transfer.
-func sendRange(c net.Conn, f *os.File, off, n int64, idle time.Duration, chunk int64, hook func(sent int64)) error {
-	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		return err
-	}
-	var sent int64
-	for sent < n {
-		_ = c.SetWriteDeadline(time.Now().Add(idle))
-		k, err := io.Copy(c, &io.LimitedReader{R: f, N: min(chunk, n-sent)})
-		sent += k
-		if err != nil {
-			return err
-		}
-		if k == 0 {
-			return fmt.Errorf("file shrank while being sent: %d of %d bytes", sent, n)
-		}
-		if hook != nil {
-			hook(sent)
-		}
-	}
-	return nil
-}
-
 // put receives an upload into the staging directory and lands it: see
 // PROTOCOL.md, "PUT".
 func (s *Server) put(c net.Conn, br *bufio.Reader, name string, size int64, want string) error {
@@ -386,27 +359,14 @@ func (s *Server) put(c net.Conn, br *bufio.Reader, name string, size int64, want
 		return err
 	}
 
-	// The data: each read goes to the file and to the hash. Reading into a
-	// 1 MiB buffer bypasses br's own buffer once it is empty, so each byte is
-	// copied once from the kernel and once back into it (the file's page
-	// cache); hashing reads it a third time.
-	for got := off; got < size; {
-		_ = c.SetReadDeadline(time.Now().Add(s.cfg.Idle))
-		n, rerr := br.Read(buf[:min(int64(len(buf)), size-got)])
-		if n > 0 {
-			if _, err := f.Write(buf[:n]); err != nil {
-				return fmt.Errorf("write %s: %w", stage, err)
-			}
-			h.Write(buf[:n])
-			got += int64(n)
-			if hook := s.hooks.received; hook != nil {
-				hook(name, got)
-			}
-		}
-		if rerr != nil && got < size {
-			// The client went away: the staged bytes stay for a resume.
-			return fmt.Errorf("upload of %s cut at %d of %d bytes: %w", name, got, size, rerr)
-		}
+	var hook func(int64)
+	if h := s.hooks.received; h != nil {
+		hook = func(n int64) { h(name, off+n) }
+	}
+	deadline := func() { _ = c.SetReadDeadline(time.Now().Add(s.cfg.Idle)) }
+	if got, err := receive(c, br, f, h, size-off, deadline, hook); err != nil {
+		// The client went away: the staged bytes stay for a resume.
+		return fmt.Errorf("upload of %s cut at %d of %d bytes: %w", name, off+got, size, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		_ = f.Close()
