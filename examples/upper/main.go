@@ -36,25 +36,29 @@ func Plugin() sdk.Plugin {
 				}
 			}), nil
 		},
-		Usage: "connect [ADDR]   send stdin lines, print the answers",
-		Client: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
-			if len(args) != 2 || args[0] != "connect" {
-				return sdk.ErrUsage
-			}
-			c, err := net.Dial("tcp", args[1])
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			in, out := bufio.NewScanner(stdio.In), bufio.NewScanner(c)
-			for in.Scan() {
-				fmt.Fprintf(c, "%s\n", in.Text())
-				if !out.Scan() {
-					return fmt.Errorf("server closed: %v", out.Err())
-				}
-				fmt.Fprintln(stdio.Out, out.Text())
-			}
-			return in.Err()
-		},
+		Usage:  "connect [ADDR]   send stdin lines, print the answers",
+		Client: client, // what `sockplay-upper connect ...` runs when started by hand
 	}
+}
+
+// client is `sockplay-upper connect ADDR`: each stdin line goes out, each
+// answer is printed.
+func client(_ context.Context, args []string, stdio sdk.Stdio) error {
+	if len(args) != 2 || args[0] != "connect" {
+		return sdk.ErrUsage
+	}
+	c, err := net.Dial("tcp", args[1])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	in, out := bufio.NewScanner(stdio.In), bufio.NewScanner(c)
+	for in.Scan() {
+		fmt.Fprintf(c, "%s\n", in.Text())
+		if !out.Scan() {
+			return fmt.Errorf("server closed: %v", out.Err())
+		}
+		fmt.Fprintln(stdio.Out, out.Text())
+	}
+	return in.Err()
 }
