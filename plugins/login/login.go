@@ -1,10 +1,6 @@
 package main
 
-import (
-	"fmt"
-
-	"github.com/sockplay/sockplay/sdk"
-)
+import "github.com/sockplay/sockplay/sdk"
 
 // Version is the login plugin's own version.
 const Version = "1.0.0"
