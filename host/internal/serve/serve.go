@@ -86,14 +86,37 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 			h.Kill()
 		}
 	}()
-	for _, e := range enabled {
-		sup, line, err := h.startPlugin(ctx, e)
-		if err != nil {
-			return nil, fmt.Errorf("plugin %s: %w", e.Name, err)
+	// Plugins start in parallel (a start is mostly waiting for a process and
+	// a handshake); their lines are printed in name order.
+	type started struct {
+		sup  *supervisor.Supervisor
+		line string
+		err  error
+	}
+	results := make([]started, len(enabled))
+	var wg sync.WaitGroup
+	for i, e := range enabled {
+		wg.Go(func() {
+			sup, line, err := h.startPlugin(ctx, e)
+			results[i] = started{sup, line, err}
+		})
+	}
+	wg.Wait()
+	var firstErr error
+	for i, r := range results {
+		if r.err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("plugin %s: %w", enabled[i].Name, r.err)
 		}
-		h.sups = append(h.sups, sup)
-		go sup.Run()
-		fmt.Fprintln(out, line)
+		if r.sup != nil {
+			h.sups = append(h.sups, r.sup)
+			go r.sup.Run()
+		}
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	for _, r := range results {
+		fmt.Fprintln(out, r.line)
 	}
 	h.writeStatus(false)
 	fmt.Fprintf(out, "%s %d plugins; Ctrl-C stops\n", ReadyLine, len(h.sups))
