@@ -53,6 +53,7 @@ func tutorialClient(t *testing.T, addr string) []byte {
 }
 
 func TestTutorialClient(t *testing.T) {
+	noLeaks(t)
 	for _, size := range []int{300 * 1000, 0, 1} {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "tutorial.bin")
@@ -116,6 +117,7 @@ func TestUnconfigured(t *testing.T) {
 // TestRoundTrip uploads and downloads files with the client and checks sizes
 // and SHA-256 on both sides.
 func TestRoundTrip(t *testing.T) {
+	noLeaks(t)
 	sizes := []int64{0, 1, 300 * 1000, 5<<20 + 17}
 	if !raceEnabled && !testing.Short() {
 		sizes = append(sizes, 1<<30)
@@ -230,6 +232,7 @@ func TestList(t *testing.T) {
 // TestTraversal tries every way out of the root: each is refused with a clear
 // error, and nothing outside the root is read or written.
 func TestTraversal(t *testing.T) {
+	noLeaks(t)
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
 	outside := filepath.Join(base, "outside")
@@ -317,6 +320,7 @@ func TestTraversal(t *testing.T) {
 }
 
 func TestCorruptedUpload(t *testing.T) {
+	noLeaks(t)
 	root := t.TempDir()
 	in := start(t, map[string]string{"root": root, "writable": "true"}, testHooks{})
 	data := randomBytes(t, 100000)
@@ -357,6 +361,7 @@ func TestReadOnly(t *testing.T) {
 // TestLimits checks that size limits and the quota refuse an upload before any
 // data moves.
 func TestLimits(t *testing.T) {
+	noLeaks(t)
 	root := t.TempDir()
 	writeFile(t, filepath.Join(root, "existing"), make([]byte, 6000))
 	if err := os.Mkdir(filepath.Join(root, "dir"), 0o755); err != nil {
@@ -426,6 +431,7 @@ func TestQuotaCountsUploadsInFlight(t *testing.T) {
 // TestSameNameUploads: two uploads to one name never interleave: the second
 // waits for the first, or is refused as busy when it waits too long.
 func TestSameNameUploads(t *testing.T) {
+	noLeaks(t)
 	root := t.TempDir()
 	hold, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -487,6 +493,7 @@ func TestSameNameUploads(t *testing.T) {
 }
 
 func TestMaxTransfers(t *testing.T) {
+	noLeaks(t)
 	defer func(c int64) { sendChunk = c }(sendChunk)
 	sendChunk = 64 << 10
 	root := t.TempDir()

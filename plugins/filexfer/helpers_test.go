@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
+	"github.com/sockplay/sockplay/internal/e2e"
 	"github.com/sockplay/sockplay/sdk"
 	"github.com/sockplay/sockplay/sdk/sdktest"
 )
@@ -41,7 +44,7 @@ func TestMain(m *testing.M) {
 	case "server":
 		os.Exit(helperServer())
 	}
-	os.Exit(m.Run())
+	e2e.Main(m)
 }
 
 // helperServer serves a writable root on an ephemeral port, prints the
@@ -277,4 +280,12 @@ func shutdownNow(s *sdk.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
 	s.Shutdown(ctx)
+}
+
+// noLeaks fails the test if it leaves goroutines behind; called first, its
+// check runs after every other cleanup (servers stopped, clients done).
+func noLeaks(t *testing.T) {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 }

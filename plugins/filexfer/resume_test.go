@@ -49,6 +49,7 @@ func (g *gate) wait(t *testing.T) {
 // server holds part of an upload; nothing appears under the final name, and
 // the next put resumes where the server stopped.
 func TestKillClientMidUpload(t *testing.T) {
+	noLeaks(t)
 	root := t.TempDir()
 	g := newGate()
 	in := start(t, map[string]string{"root": root, "writable": "true"}, testHooks{received: g.hook})
@@ -90,6 +91,7 @@ func TestKillClientMidUpload(t *testing.T) {
 // half done: LOCAL.part holds a prefix, LOCAL does not exist, and the next
 // get resumes and verifies.
 func TestKillClientMidDownload(t *testing.T) {
+	noLeaks(t)
 	defer func(c int64) { sendChunk = c }(sendChunk)
 	sendChunk = 1 << 20
 	root := t.TempDir()
@@ -143,6 +145,7 @@ func TestResumeWithChangedRemote(t *testing.T) {
 // middle of an upload; the final name never appears, and a new server on the
 // same root resumes the upload.
 func TestKillServerMidUpload(t *testing.T) {
+	noLeaks(t)
 	root := t.TempDir()
 	data := randomBytes(t, 8<<20)
 	src := filepath.Join(t.TempDir(), "src")
@@ -185,6 +188,7 @@ func TestKillServerMidUpload(t *testing.T) {
 // TestShutdownMidUpload drains the in-process server while an upload is
 // stopped: the staged bytes survive and a new server resumes them.
 func TestShutdownMidUpload(t *testing.T) {
+	noLeaks(t)
 	root := t.TempDir()
 	g := newGate()
 	in := start(t, map[string]string{"root": root, "writable": "true"}, testHooks{received: g.hook})
