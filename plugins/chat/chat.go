@@ -26,6 +26,7 @@ func Plugin() sdk.Plugin {
 			{Name: "maxline", Default: fmt.Sprint(def.MaxLine), Help: "longest line accepted, in bytes; longer ones are refused with a notice"},
 			{Name: "queue", Default: fmt.Sprint(def.Queue), Help: "lines waiting for one client; when full the oldest is dropped"},
 			{Name: "stall", Default: def.Stall.String(), Help: "a client that accepts no output for this long is disconnected"},
+			{Name: "linger", Default: def.Linger.String(), Help: "least time between two writes to one client; lines gather meanwhile (0: write at once)"},
 			{Name: "sndbuf", Default: fmt.Sprint(def.SndBuf), Help: "kernel send buffer per client, in bytes (0: the kernel's autotuning)"},
 			{Name: "linewait", Default: def.LineWait.String(), Help: "pause that ends a line sent without a newline (0: the end of each read does)"},
 		},
@@ -49,6 +50,7 @@ type Config struct {
 	Queue    int
 	Stall    time.Duration
 	SndBuf   int
+	Linger   time.Duration
 	LineWait time.Duration
 }
 
@@ -61,6 +63,7 @@ func DefaultConfig() Config {
 		Queue:    256,
 		Stall:    10 * time.Second,
 		SndBuf:   64 << 10,
+		Linger:   0,
 		LineWait: 20 * time.Millisecond,
 	}
 }
@@ -80,6 +83,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("option chat.stall=%s: want 10ms to 1h", c.Stall)
 	case c.SndBuf < 0 || c.SndBuf > 64<<20:
 		return fmt.Errorf("option chat.sndbuf=%d: want 0 to 67108864", c.SndBuf)
+	case c.Linger < 0 || c.Linger > time.Second:
+		return fmt.Errorf("option chat.linger=%s: want 0 to 1s", c.Linger)
 	case c.LineWait < 0 || c.LineWait > 5*time.Second:
 		return fmt.Errorf("option chat.linewait=%s: want 0 to 5s", c.LineWait)
 	}
@@ -103,6 +108,9 @@ func configFrom(cfg sdk.Config) (Config, error) {
 		return c, err
 	}
 	if c.SndBuf, err = cfg.Int("sndbuf"); err != nil {
+		return c, err
+	}
+	if c.Linger, err = cfg.Duration("linger"); err != nil {
 		return c, err
 	}
 	if c.LineWait, err = cfg.Duration("linewait"); err != nil {

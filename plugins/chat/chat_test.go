@@ -354,7 +354,7 @@ func TestConfig(t *testing.T) {
 func TestQueueAccounting(t *testing.T) {
 	srv, cli := net.Pipe()
 	defer cli.Close()
-	m := newMember(srv, 8, time.Second)
+	m := newMember(srv, 8, time.Second, 0)
 	go m.writeLoop()
 	for i := range 10 {
 		m.push([]byte(fmt.Sprintf("l%d\n", i)))

@@ -30,7 +30,7 @@ func (r *room) ServeConn(ctx context.Context, c net.Conn) {
 		// to 4 MB each with autotuning), so the queue's rule applies soon.
 		_ = tc.SetWriteBuffer(r.cfg.SndBuf)
 	}
-	m := newMember(c, r.cfg.Queue, r.cfg.Stall)
+	m := newMember(c, r.cfg.Queue, r.cfg.Stall, r.cfg.Linger)
 	s := &session{r: r, m: m, fr: NewFramer(r.cfg.MaxLine)}
 	s.history = r.join(m)
 	r.log.Trace("joined", "peer", c.RemoteAddr().String(), "name", m.name)

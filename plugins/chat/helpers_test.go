@@ -3,49 +3,48 @@ package main
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"net"
-	"os"
 	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sockplay/sockplay/internal/e2e"
 	"github.com/sockplay/sockplay/sdk/sdktest"
 )
 
-// TestMain raises the open-file limit for the many-client tests and checks,
-// after the run, that no goroutine the tests started is left behind.
+// TestMain raises the open-file limit for the many-client tests; e2e.Main
+// removes the binaries the end-to-end tests built.
 func TestMain(m *testing.M) {
 	raiseFileLimit(4096)
+	e2e.Main(m)
+}
+
+// noLeaks fails the test if, once its cleanups have run, more goroutines
+// run than when it was called: every connection's reader and writer must be
+// gone once the server has drained. Call it before anything it should watch
+// registers its own cleanup.
+func noLeaks(t testing.TB) {
 	before, _ := goroutines()
-	code := m.Run()
-	if code == 0 {
-		if err := settled(before, 5*time.Second); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n, stacks := goroutines()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("goroutine leak: %d running, %d before the test:\n%s", n, before, stacks)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-	}
-	os.Exit(code)
+	})
 }
 
-// settled waits until no more goroutines run than want, not counting the
-// signal watcher the fuzzing engine starts.
-func settled(want int, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		n, stacks := goroutines()
-		if n <= want {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("goroutine leak: %d running, %d before the tests:\n%s", n, want, stacks)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
+// goroutines counts the running goroutines but the signal watcher the
+// fuzzing engine starts, and returns their stacks.
 func goroutines() (int, string) {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
@@ -73,6 +72,7 @@ func raiseFileLimit(n uint64) {
 
 func start(t testing.TB, opts map[string]string) *sdktest.Instance {
 	t.Helper()
+	noLeaks(t)
 	return sdktest.Start(t, Plugin(), opts)
 }
 

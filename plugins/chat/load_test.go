@@ -165,23 +165,26 @@ func dialSmall(t *testing.T, in *sdktest.Instance) *peer {
 }
 
 // burst has a send n lines of size bytes ("a: m SEQ xxx..."), chunk at a
-// time, each chunk once a has read the echo of the one before: a sender as
-// fast as the room can take, never faster than its own output queue. It
-// returns a channel that yields nil once a has read its last echo.
-func burst(a *peer, n, size, chunk int) <-chan error {
+// time: the next chunk goes once a has read its own echo of this one and
+// the watcher has read it too (each seq it reads arrives on acks). So the
+// burst is as fast as the room and the watcher can take it, and no faster.
+// It returns a channel that yields nil once done.
+func burst(a *peer, n, size, chunk int, acks <-chan int) <-chan error {
 	done := make(chan error, 1)
 	pad := strings.Repeat("x", size)
 	go func() {
 		w := bufio.NewWriter(a.c)
+		seen := -1
 		for k := 0; k < n; k += chunk {
-			for j := k; j < min(k+chunk, n); j++ {
+			end := min(k+chunk, n)
+			for j := k; j < end; j++ {
 				fmt.Fprintf(w, "m %d %s\n", j, pad)
 			}
 			if err := w.Flush(); err != nil {
 				done <- fmt.Errorf("burst: %w", err)
 				return
 			}
-			for j := k; j < min(k+chunk, n); j++ {
+			for j := k; j < end; j++ {
 				l, err := a.r.ReadString('\n')
 				if err != nil {
 					done <- fmt.Errorf("sender reading its echo %d: %w", j, err)
@@ -192,10 +195,42 @@ func burst(a *peer, n, size, chunk int) <-chan error {
 					return
 				}
 			}
+			for acks != nil && seen < end-1 {
+				var ok bool
+				if seen, ok = <-acks; !ok {
+					done <- fmt.Errorf("the watcher stopped at %d", seen)
+					return
+				}
+			}
 		}
 		done <- nil
 	}()
 	return done
+}
+
+// watch reads n burst lines from b, in order, sending each seq on the
+// returned channel, which is closed at the end or on a failure; the error,
+// if any, comes on the second channel.
+func watch(b *peer, n int) (<-chan int, <-chan error) {
+	acks := make(chan int, n)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(acks)
+		for k := range n {
+			l, err := b.r.ReadString('\n')
+			if err != nil {
+				errc <- fmt.Errorf("b after %d lines: %w", k, err)
+				return
+			}
+			if seqOf(strings.TrimSuffix(l, "\n")) != k {
+				errc <- fmt.Errorf("b: line %d is %.80q", k, l)
+				return
+			}
+			acks <- k
+		}
+		errc <- nil
+	}()
+	return acks, errc
 }
 
 // seqOf returns the sequence number of a burst line from a, or -1.
@@ -226,18 +261,16 @@ func TestSlowReader(t *testing.T) {
 
 		const n = 1000
 		start := time.Now()
-		echoed := burst(a, n, 1000, 50)
+		acks, watched := watch(b, n)
+		sent := burst(a, n, 1000, 50, acks)
 		// b must get all of it, in order, before s is disconnected: had
 		// the room waited for s, the rest would come only after the stall
 		// timeout, behind the notice.
-		for k := range n {
-			l := b.line()
-			if seqOf(l) != k {
-				t.Fatalf("b: line %d is %q", k, l[:min(len(l), 80)])
-			}
+		if err := <-watched; err != nil {
+			t.Fatal(err)
 		}
 		took := time.Since(start)
-		if err := <-echoed; err != nil {
+		if err := <-sent; err != nil {
 			t.Fatal(err)
 		}
 		b.expect("*** s was disconnected: not reading")
@@ -264,13 +297,12 @@ func TestSlowReader(t *testing.T) {
 		a.sync()
 
 		const n = 1000
-		echoed := burst(a, n, 500, 32) // p does not read meanwhile
-		for k := range n {
-			if l := b.line(); seqOf(l) != k {
-				t.Fatalf("b: line %d is %q", k, l[:min(len(l), 80)])
-			}
+		acks, watched := watch(b, n)
+		sent := burst(a, n, 500, 32, acks) // p does not read meanwhile
+		if err := <-watched; err != nil {
+			t.Fatal(err)
 		}
-		if err := <-echoed; err != nil {
+		if err := <-sent; err != nil {
 			t.Fatal(err)
 		}
 		// Now p reads: every line is there or counted, in order.
@@ -309,8 +341,7 @@ func TestDrainStalled(t *testing.T) {
 	s := dialSmall(t, in)
 	s.send("/nick s")
 	a.expect("is now known as s")
-	echoed := burst(a, 1000, 1000, 50)
-	if err := <-echoed; err != nil {
+	if err := <-burst(a, 1000, 1000, 50, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)

@@ -163,8 +163,9 @@ func notice(text string) []byte { return []byte("*** " + text + "\n") }
 // the client as "*** N lines dropped ..." in place of what was lost. A write
 // that the client does not take within stall ends the connection.
 type member struct {
-	conn  net.Conn
-	stall time.Duration
+	conn   net.Conn
+	stall  time.Duration
+	linger time.Duration // least time between two writes
 
 	// name and idx are guarded by room.mu; name is written only by the
 	// member's own handler goroutine, which may therefore read it freely.
@@ -182,13 +183,14 @@ type member struct {
 	stalled atomic.Bool   // the writer gave up on a client not reading
 }
 
-func newMember(c net.Conn, queue int, stall time.Duration) *member {
+func newMember(c net.Conn, queue int, stall, linger time.Duration) *member {
 	return &member{
-		conn:  c,
-		stall: stall,
-		q:     make([][]byte, queue),
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		conn:   c,
+		stall:  stall,
+		linger: linger,
+		q:      make([][]byte, queue),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
 	}
 }
 
@@ -244,7 +246,16 @@ const maxBuf = 64 << 10
 func (m *member) writeLoop() {
 	defer close(m.done)
 	var buf []byte
+	var last time.Time
 	for {
+		if m.linger > 0 {
+			// Under steady traffic, let lines gather: one write (and one
+			// wakeup of the client) carries several. After a quiet spell
+			// the first line goes at once.
+			if wait := m.linger - time.Since(last); wait > 0 {
+				time.Sleep(wait)
+			}
+		}
 		m.mu.Lock()
 		if m.dropped > 0 {
 			buf = fmt.Appendf(buf, "*** %d lines dropped: you are not reading fast enough\n", m.dropped)
@@ -258,7 +269,8 @@ func (m *member) writeLoop() {
 		closing := m.closing
 		m.mu.Unlock()
 		if len(buf) > 0 {
-			_ = m.conn.SetWriteDeadline(time.Now().Add(m.stall))
+			last = time.Now()
+			_ = m.conn.SetWriteDeadline(last.Add(m.stall))
 			if _, err := m.conn.Write(buf); err != nil {
 				m.fail(err)
 				return
