@@ -53,6 +53,14 @@ func (p Params) Validate() error {
 	return nil
 }
 
+// Keys of a measurement's result besides its metrics: the operations it
+// counted (MB for bulk), and the CPU figures Run adds.
+const (
+	opsKey     = "ops"
+	CPUKey     = "cpu_us_op"
+	HostCPUKey = "host_cpu_us_op"
+)
+
 // slack is how long past a measurement's end its sockets may still block.
 const slack = 5 * time.Second
 
@@ -81,18 +89,24 @@ func Scenarios() []Scenario {
 	lat := func(prefix string) []Metric {
 		return []Metric{{prefix + "p50_us", "µs", false}, {prefix + "p99_us", "µs", false}}
 	}
+	// Every scenario also reports the CPU time its server spent per
+	// operation (round trip, connection, datagram; MB for bulk), and, for
+	// the plugin, the host's share of it: the noise-proof half of the story.
+	cpu := func(ms []Metric, op string) []Metric {
+		return append(ms, Metric{CPUKey, "CPU µs/" + op, false}, Metric{HostCPUKey, "host CPU µs/" + op, false})
+	}
 	return []Scenario{
-		{Name: "pingpong", Title: "1 connection, 64-byte ping-pong", Metrics: lat(""), Run: runPingPong},
+		{Name: "pingpong", Title: "1 connection, 64-byte ping-pong", Metrics: cpu(lat(""), "round trip"), Run: runPingPong},
 		{Name: "bulk", Title: "1 connection, 64 KiB writes echoed back", Classic: true,
-			Metrics: []Metric{{"mb_s", "MB/s", true}}, Run: runBulk},
+			Metrics: cpu([]Metric{{"mb_s", "MB/s", true}}, "MB"), Run: runBulk},
 		{Name: "conns64", Title: "64 connections, 64-byte ping-pong",
-			Metrics: []Metric{{"req_s", "req/s", true}, {"p99_us", "µs", false}}, Run: runMany},
+			Metrics: cpu([]Metric{{"req_s", "req/s", true}, {"p99_us", "µs", false}}, "round trip"), Run: runMany},
 		{Name: "connrate", Title: "8 clients: connect, one 64-byte echo, close", Classic: true,
-			Metrics: []Metric{{"conn_s", "conn/s", true}}, Run: runConnRate},
+			Metrics: cpu([]Metric{{"conn_s", "conn/s", true}}, "conn"), Run: runConnRate},
 		{Name: "udp-pingpong", Title: "1 UDP client, 64-byte datagram ping-pong", UDP: true,
-			Metrics: lat(""), Run: runUDPPingPong},
+			Metrics: cpu(lat(""), "datagram"), Run: runUDPPingPong},
 		{Name: "udp-rate", Title: "8 UDP clients, 64-byte datagram ping-pong", UDP: true,
-			Metrics: []Metric{{"dgram_s", "datagrams/s", true}}, Run: runUDPRate},
+			Metrics: cpu([]Metric{{"dgram_s", "datagrams/s", true}}, "datagram"), Run: runUDPRate},
 	}
 }
 
@@ -163,7 +177,7 @@ func runPingPong(ctx context.Context, addr string, p Params) (map[string]float64
 	if len(lat) == 0 {
 		return nil, errors.New("ping-pong: no round trip in time")
 	}
-	return map[string]float64{"p50_us": micros(Percentile(lat, 50)), "p99_us": micros(Percentile(lat, 99))}, nil
+	return map[string]float64{"p50_us": micros(Percentile(lat, 50)), "p99_us": micros(Percentile(lat, 99)), opsKey: float64(len(lat))}, nil
 }
 
 // runBulk writes BulkChunk-sized writes for Duration while reading the echo
@@ -215,7 +229,7 @@ func runBulk(ctx context.Context, addr string, p Params) (map[string]float64, er
 	if err := errors.Join(<-werr, rerr); err != nil {
 		return nil, fmt.Errorf("bulk: %w", err)
 	}
-	return map[string]float64{"mb_s": float64(got) / elapsed.Seconds() / 1e6}, nil
+	return map[string]float64{"mb_s": float64(got) / elapsed.Seconds() / 1e6, opsKey: float64(got) / 1e6}, nil
 }
 
 // runMany runs Conns ping-pong connections at once.
@@ -272,6 +286,7 @@ func runMany(ctx context.Context, addr string, p Params) (map[string]float64, er
 	return map[string]float64{
 		"req_s":  float64(len(all)) / elapsed.Seconds(),
 		"p99_us": micros(Percentile(all, 99)),
+		opsKey:   float64(len(all)),
 	}, nil
 }
 
@@ -313,7 +328,7 @@ func runConnRate(ctx context.Context, addr string, p Params) (map[string]float64
 	for _, n := range counts {
 		total += n
 	}
-	return map[string]float64{"conn_s": float64(total) / elapsed.Seconds()}, nil
+	return map[string]float64{"conn_s": float64(total) / elapsed.Seconds(), opsKey: float64(total)}, nil
 }
 
 // udpTimeout is how long a UDP client waits for a reply before counting the
@@ -366,7 +381,7 @@ func runUDPPingPong(ctx context.Context, addr string, p Params) (map[string]floa
 	if len(lat) == 0 {
 		return nil, fmt.Errorf("UDP ping-pong: no reply (%d lost)", lost)
 	}
-	return map[string]float64{"p50_us": micros(Percentile(lat, 50)), "p99_us": micros(Percentile(lat, 99)), "lost": float64(lost)}, nil
+	return map[string]float64{"p50_us": micros(Percentile(lat, 50)), "p99_us": micros(Percentile(lat, 99)), "lost": float64(lost), opsKey: float64(len(lat))}, nil
 }
 
 func runUDPRate(ctx context.Context, addr string, p Params) (map[string]float64, error) {
@@ -394,5 +409,5 @@ func runUDPRate(ctx context.Context, addr string, p Params) (map[string]float64,
 		total += counts[i]
 		lost += losts[i]
 	}
-	return map[string]float64{"dgram_s": float64(total) / elapsed.Seconds(), "lost": float64(lost)}, nil
+	return map[string]float64{"dgram_s": float64(total) / elapsed.Seconds(), "lost": float64(lost), opsKey: float64(total)}, nil
 }

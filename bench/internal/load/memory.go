@@ -148,3 +148,41 @@ func waitFDs(pid int, ok func(int) bool, timeout time.Duration) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// clockTick is the unit of /proc/PID/stat's times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// CPUTime returns the CPU time a process has used, user and system, with
+// that of the children it has waited for (a super-server's cat processes).
+func CPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// pid (comm) state ppid ...: utime is the 14th field, the 12th after ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	if i < 0 || len(f) < 15 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+	}
+	var ticks int64
+	for _, v := range f[11:15] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTick, nil
+}
+
+// cpuOf sums CPUTime over pids; a pid that cannot be read counts as 0.
+func cpuOf(pids []int) time.Duration {
+	var sum time.Duration
+	for _, p := range pids {
+		d, _ := CPUTime(p)
+		sum += d
+	}
+	return sum
+}

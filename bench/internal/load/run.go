@@ -177,7 +177,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
+				cpu0, host0 := cpuOf(t.CPUPids), cpuOf([]int{t.HostPid})
 				got, err := s.Run(ctx, addr, cfg.Params)
+				if ops := got[opsKey]; err == nil && ops > 0 && len(t.CPUPids) > 0 {
+					got[CPUKey] = micros(cpuOf(t.CPUPids)-cpu0) / ops
+					if t.HostPid != 0 {
+						got[HostCPUKey] = micros(cpuOf([]int{t.HostPid})-host0) / ops
+					}
+				}
 				if err != nil {
 					msg := fmt.Sprintf("round %d, %s, %s: %v", r+1, s.Name, t.Name, err)
 					rep.Errors = append(rep.Errors, msg)

@@ -34,6 +34,9 @@ type Target struct {
 	Pid     int    // the process that serves the connections (the plugin's, for the host)
 	HostPid int    // the host's pid, for the plugin target
 	Classic bool   // a super-server: only Classic scenarios run against it
+	// CPUPids are the processes whose CPU time is the server's (none for
+	// the in-process server: its CPU is the load generator's too).
+	CPUPids []int
 	stop    func() error
 }
 
@@ -80,6 +83,7 @@ func StartHost(ctx context.Context, binDir string, udp bool) (*Target, error) {
 			t.UDP = f[3]
 		}
 	}
+	t.CPUPids = []int{t.HostPid, t.Pid}
 	if t.TCP == "" || t.Pid == 0 {
 		t.Stop()
 		return nil, fmt.Errorf("sockplay printed no echo line: %q", lines)
@@ -102,7 +106,7 @@ func StartDirect(ctx context.Context, argv, env []string) (*Target, error) {
 		stdin.Close()
 		return nil, fmt.Errorf("direct server %s: %w", strings.Join(argv, " "), err)
 	}
-	t := &Target{Name: Direct, Pid: cmd.Process.Pid}
+	t := &Target{Name: Direct, Pid: cmd.Process.Pid, CPUPids: []int{cmd.Process.Pid}}
 	term := terminate(cmd)
 	t.stop = func() error { stdin.Close(); return term() }
 	for _, l := range lines {
@@ -206,7 +210,7 @@ func startClassic(ctx context.Context, name string, cmd *exec.Cmd, port int) (*T
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	t := &Target{Name: name, Pid: cmd.Process.Pid, Classic: true, stop: terminate(cmd)}
+	t := &Target{Name: name, Pid: cmd.Process.Pid, Classic: true, CPUPids: []int{cmd.Process.Pid}, stop: terminate(cmd)}
 	t.TCP = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(startTimeout)
 	for {
