@@ -213,6 +213,9 @@ func TestSmoke(t *testing.T) {
 	ran := map[string]bool{}
 	for _, row := range got.Rows {
 		ran[row.Scenario] = true
+		if row.Metric == CPUKey || row.Metric == HostCPUKey {
+			continue // 10 ms ticks: a tiny run may measure none
+		}
 		if row.Ratio <= 0 {
 			t.Errorf("%s %s: ratio %v, want > 0 (medians %v)", row.Scenario, row.Metric, row.Ratio, row.Median)
 		}
