@@ -166,14 +166,15 @@ func TestPacketServerShutdown(t *testing.T) {
 
 	t.Run("stubborn handler", func(t *testing.T) {
 		quick, slow := listenUDP(t), listenUDP(t)
-		started := make(chan struct{}, 2)
+		started, quickDone := make(chan struct{}, 1), make(chan struct{})
 		// It returns at once on quick; on slow it ignores ctx and undoes
 		// the deadline Shutdown sets, until the socket is closed.
 		h := sdk.PacketHandlerFunc(func(ctx context.Context, pc net.PacketConn) {
-			started <- struct{}{}
 			if pc == quick {
+				close(quickDone)
 				return
 			}
+			started <- struct{}{}
 			buf := make([]byte, 64)
 			for range 1000 {
 				_ = pc.SetReadDeadline(time.Now().Add(timeout))
@@ -185,7 +186,7 @@ func TestPacketServerShutdown(t *testing.T) {
 		srv := sdk.NewPacketServer(h, sdktest.Logger(t, "demo"))
 		srv.Serve(quick)
 		srv.Serve(slow)
-		recv(t, "handler on quick", started)
+		recv(t, "handler on quick", quickDone)
 		recv(t, "handler on slow", started)
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()

@@ -173,7 +173,7 @@ func TestServerShutdownDrains(t *testing.T) {
 		{"idle", 0, 0, time.Second},
 		{"cooperative handlers finish", 3, 0, timeout},
 		{"stubborn handlers are closed", 0, 2, 100 * time.Millisecond},
-		{"mixed", 2, 2, 200 * time.Millisecond},
+		{"mixed", 2, 2, 500 * time.Millisecond},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
