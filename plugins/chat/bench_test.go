@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -128,6 +129,7 @@ func fanout(b *testing.B, clients, senders, rate int, d time.Duration) {
 	synced.Wait()
 
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	start := time.Now()
 	interval := time.Second / time.Duration(rate)
 	var line []byte
@@ -148,6 +150,7 @@ func fanout(b *testing.B, clients, senders, rate int, d time.Duration) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	b.StopTimer()
+	cpu := cpuTime() - cpu0
 
 	var got int64
 	var last int64
@@ -174,7 +177,19 @@ func fanout(b *testing.B, clients, senders, rate int, d time.Duration) {
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1])/float64(time.Millisecond), "max-ms")
 	b.ReportMetric(float64(want-got), "lost")
+	// CPU per delivery, server and clients together: unlike the latency it
+	// hardly depends on what else the machine runs.
+	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(max(got, 1)), "cpu-us/delivery")
 	b.ReportMetric(float64(dropped.Load()), "dropped")
+}
+
+// cpuTime is the process's user and system time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func countArrived(a []atomic.Int32) int64 {

@@ -63,7 +63,7 @@ func DefaultConfig() Config {
 		Queue:    256,
 		Stall:    10 * time.Second,
 		SndBuf:   64 << 10,
-		Linger:   0,
+		Linger:   10 * time.Millisecond,
 		LineWait: 20 * time.Millisecond,
 	}
 }
