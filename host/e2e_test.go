@@ -284,3 +284,35 @@ func TestVersionAndHelp(t *testing.T) {
 		t.Errorf("sockplay bogus: %d %q", code, stderr)
 	}
 }
+
+// With no flags, sockplay serve serves every bundled plugin on its default
+// address: udpecho on UDP 127.0.0.1:12345 next to hello on TCP 127.0.0.1:12345.
+// (The one test that uses the default ports; every other test asks for port 0.)
+func TestDefaultServe(t *testing.T) {
+	h := e2e.Start(t, e2e.Config{PluginDir: e2e.PluginDir(t, e2e.Bundled...), KeepPorts: true})
+	want := map[string]string{
+		"hello": "tcp 127.0.0.1:12345", "udpecho": "udp 127.0.0.1:12345", "chat": "tcp 127.0.0.1:12346",
+		"filexfer": "tcp 127.0.0.1:12347", "echo": "tcp 127.0.0.1:12348", "login": "tcp 127.0.0.1:8001",
+	}
+	for name, w := range want {
+		p, ok := h.Plugins[name]
+		if !ok || p.Transport+" "+p.Addr != w {
+			t.Errorf("%s: %+v, want %s", name, p, w)
+		}
+	}
+	if a := helloOnce("127.0.0.1:12345"); a.err != nil {
+		t.Errorf("hello on TCP 12345: %v", a.err)
+	}
+	u, err := net.Dial("udp", "127.0.0.1:12345")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	_ = u.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(u, "ping")
+	buf := make([]byte, 64)
+	if n, err := u.Read(buf); err != nil || string(buf[:n]) != "hello ping" {
+		t.Errorf("udpecho on UDP 12345: %q, %v", buf[:n], err)
+	}
+	h.Stop(15 * time.Second)
+}

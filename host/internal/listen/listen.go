@@ -160,8 +160,16 @@ func (l *TCP) Serve(ctx context.Context, sink Sink) error {
 // UDP is a bound datagram socket. The host keeps its own descriptor for its
 // lifetime and gives each plugin process a copy, so datagrams that arrive while
 // a plugin restarts wait in the socket's buffer.
+//
+// The host's copy is a bare descriptor, kept out of the runtime poller: the
+// host never reads it, and registered there (edge-triggered) every datagram
+// woke the host for nothing, about 4-7 µs of host CPU per datagram.
 type UDP struct {
-	pc *net.UDPConn
+	addr net.Addr
+
+	mu     sync.Mutex // a closed descriptor's number may be reused: never send it
+	fd     int
+	closed bool
 }
 
 // ListenUDP binds addr; readBuf and writeBuf, when positive, set the socket's
@@ -172,43 +180,64 @@ func ListenUDP(addr string, readBuf, writeBuf int) (*UDP, error) {
 		return nil, err
 	}
 	u := pc.(*net.UDPConn)
+	defer u.Close() // deregisters it from the poller; the duplicate stays
 	if readBuf > 0 {
 		if err := u.SetReadBuffer(readBuf); err != nil {
-			u.Close()
 			return nil, fmt.Errorf("UDP read buffer %d: %w", readBuf, err)
 		}
 	}
 	if writeBuf > 0 {
 		if err := u.SetWriteBuffer(writeBuf); err != nil {
-			u.Close()
 			return nil, fmt.Errorf("UDP write buffer %d: %w", writeBuf, err)
 		}
 	}
-	return &UDP{pc: u}, nil
+	rc, err := u.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) {
+		fd, derr = unixDupCloexec(int(s))
+	}); err != nil || derr != nil {
+		return nil, fmt.Errorf("UDP socket: %w", errors.Join(err, derr))
+	}
+	return &UDP{fd: fd, addr: u.LocalAddr()}, nil
+}
+
+func unixDupCloexec(fd int) (int, error) {
+	nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(nfd), nil
 }
 
 // Addr is the bound address.
-func (u *UDP) Addr() net.Addr { return u.pc.LocalAddr() }
+func (u *UDP) Addr() net.Addr { return u.addr }
 
 // Close closes the host's descriptor. A plugin's copy stays open until the
 // plugin closes it.
-func (u *UDP) Close() error { return u.pc.Close() }
+func (u *UDP) Close() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return net.ErrClosed
+	}
+	u.closed = true
+	return syscall.Close(u.fd)
+}
 
 // Serve hands the socket to sink and returns when ctx is done: the plugin
 // serves it from then on, and the host does nothing with it.
 func (u *UDP) Serve(ctx context.Context, sink Sink) error {
-	rc, err := u.pc.SyscallConn()
+	u.mu.Lock()
+	err := net.ErrClosed
+	if !u.closed {
+		err = sink.Send(fdpass.Packet, []uint64{0}, []int{u.fd})
+	}
+	u.mu.Unlock()
 	if err != nil {
 		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = sink.Send(fdpass.Packet, []uint64{0}, []int{int(fd)})
-	}); err != nil {
-		return err
-	}
-	if serr != nil {
-		return serr
 	}
 	<-ctx.Done()
 	return nil

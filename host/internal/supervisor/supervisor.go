@@ -213,9 +213,9 @@ func (s *Supervisor) serve(proc *Process) {
 // restart replaces a dead process, with backoff, and returns the new one, or
 // nil when the supervisor stops or the plugin is marked failed.
 func (s *Supervisor) restart(dead *Process) *Process {
+	dead.Kill() // waits for go-plugin to reap it; kills its group; removes its socket directory
 	status := dead.ExitStatus()
 	tail := dead.StderrTail()
-	dead.Kill() // reaps the group, removes the socket directory
 	s.log.Error("plugin process exited", "pid", dead.Pid, "status", status, "last_stderr", tail)
 	s.set(func() {
 		s.lastExit, s.state, s.proc = status, Restarting, nil
