@@ -251,7 +251,9 @@ func measureMemory(ctx context.Context, host, direct *Target, conns, limit int) 
 func formatSample(s Scenario, got map[string]float64) string {
 	var b strings.Builder
 	for _, m := range s.Metrics {
-		fmt.Fprintf(&b, " %s=%.1f", m.Key, got[m.Key])
+		if v, ok := got[m.Key]; ok {
+			fmt.Fprintf(&b, " %s=%.1f", m.Key, v)
+		}
 	}
 	return strings.TrimSpace(b.String())
 }

@@ -33,6 +33,7 @@ type Target struct {
 	UDP     string // address of the UDP echo, "" if none
 	Pid     int    // the process that serves the connections (the plugin's, for the host)
 	HostPid int    // the host's pid, for the plugin target
+	UDPPid  int    // the process that serves UDP, when not Pid
 	Classic bool   // a super-server: only Classic scenarios run against it
 	// CPUPids are the processes whose CPU time is the server's (none for
 	// the in-process server: its CPU is the load generator's too).
@@ -80,10 +81,13 @@ func StartHost(ctx context.Context, binDir string, udp bool) (*Target, error) {
 		case "echo":
 			t.TCP, t.Pid = f[3], pid
 		case "udpecho":
-			t.UDP = f[3]
+			t.UDP, t.UDPPid = f[3], pid
 		}
 	}
 	t.CPUPids = []int{t.HostPid, t.Pid}
+	if t.UDPPid != 0 {
+		t.CPUPids = append(t.CPUPids, t.UDPPid)
+	}
 	if t.TCP == "" || t.Pid == 0 {
 		t.Stop()
 		return nil, fmt.Errorf("sockplay printed no echo line: %q", lines)
