@@ -6,11 +6,11 @@ import "github.com/sockplay/sockplay/sdk"
 const Version = "1.0.0"
 
 const usage = `
-check [ADDR]                           log in (user and password from the terminal, or two stdin lines); exit 0 on success, 1 on fail
-useradd --accounts FILE [--hash argon2id|bcrypt] NAME   add an account (FILE is created, 0600, if missing)
-passwd --accounts FILE [--hash argon2id|bcrypt] NAME    set an account's password
-userdel --accounts FILE NAME                            remove an account
-import-plaintext --accounts FILE [--hash ...] PLAINFILE hash the tutorial's user:password file into FILE
+check [ADDR]                                             log in once (default 127.0.0.1:8001): exit 0 on success, 1 on fail
+useradd --accounts FILE [--hash argon2id|bcrypt] NAME    add an account; FILE is created (0600) if missing
+passwd --accounts FILE [--hash argon2id|bcrypt] NAME     set an account's password
+userdel --accounts FILE NAME                             remove an account
+import-plaintext --accounts FILE [--hash H] PLAINFILE    hash the tutorial's user:password file into FILE
 `
 
 // Plugin describes the login plugin.
