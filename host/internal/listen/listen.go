@@ -80,9 +80,12 @@ func (l *TCP) Addr() net.Addr { return l.addr }
 func (l *TCP) Close() error {
 	l.closed.Store(true)
 	err := l.f.Close()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.closePending()
+	// A Serve blocked in a Send to a plugin that does not read must not block
+	// Close: whoever holds the lock last closes what is pending.
+	if l.mu.TryLock() {
+		l.closePending()
+		l.mu.Unlock()
+	}
 	return err
 }
 
@@ -99,7 +102,13 @@ func (l *TCP) closePending() {
 // of the next Serve: a plugin that died between accept and handoff loses none.
 func (l *TCP) Serve(ctx context.Context, sink Sink) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer func() {
+		l.mu.Unlock()
+		if l.closed.Load() && l.mu.TryLock() { // Close ran while we held the lock
+			l.closePending()
+			l.mu.Unlock()
+		}
+	}()
 
 	woken := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {

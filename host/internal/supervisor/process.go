@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,13 +34,14 @@ type Process struct {
 	// ProtocolVersion is the version go-plugin negotiated.
 	ProtocolVersion int
 
-	client  *plugin.Client
-	cmd     *exec.Cmd
-	handoff *net.UnixConn
-	sender  *fdpass.Sender
-	sendMu  sync.Mutex
-	sockDir string
-	stderr  *tailBuffer
+	client      *plugin.Client
+	cmd         *exec.Cmd
+	handoff     *net.UnixConn
+	sender      *fdpass.Sender
+	sendMu      sync.Mutex
+	interrupted atomic.Bool
+	sockDir     string
+	stderr      *tailBuffer
 
 	exited   chan struct{} // closed when the process is gone
 	stopOnce sync.Once
@@ -191,11 +193,27 @@ func (p *Process) ExitStatus() string {
 // StderrTail returns the last line the plugin wrote to stderr.
 func (p *Process) StderrTail() string { return p.stderr.LastLine() }
 
+// sendTimeout bounds how long a handoff may wait for a plugin that does not
+// take its connections: past it the plugin is taken for wedged and replaced.
+const sendTimeout = 5 * time.Second
+
 // Send hands descriptors to the process. It is safe for concurrent use.
 func (p *Process) Send(kind fdpass.Kind, ids []uint64, fds []int) error {
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
+	if p.interrupted.Load() {
+		return errInterrupted
+	}
+	_ = p.handoff.SetWriteDeadline(time.Now().Add(sendTimeout))
 	return p.sender.Send(kind, ids, fds)
+}
+
+var errInterrupted = errors.New("handoff interrupted: the supervisor is stopping")
+
+// interruptSend makes a Send in progress, and every later one, fail at once.
+func (p *Process) interruptSend() {
+	p.interrupted.Store(true)
+	_ = p.handoff.SetWriteDeadline(time.Unix(1, 0))
 }
 
 // Drain asks the plugin to finish its connections within timeout.

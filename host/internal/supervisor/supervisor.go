@@ -191,6 +191,7 @@ func (s *Supervisor) serve(proc *Process) {
 		cancel()
 		<-served
 	case <-s.ctx.Done():
+		proc.interruptSend() // a plugin that does not read must not hold up a stop
 		<-served
 	case err := <-served:
 		// The listener was closed, or the handoff failed: the process is
@@ -324,10 +325,10 @@ func (s *Supervisor) Shutdown(drainTimeout time.Duration) {
 // Kill stops at once: no drain.
 func (s *Supervisor) Kill() {
 	s.cancel()
-	s.cfg.Listener.Close()
 	if proc := s.current(); proc != nil {
 		proc.Kill()
 	}
+	s.cfg.Listener.Close()
 	<-s.done
 	s.set(func() { s.state = Stopped })
 }
