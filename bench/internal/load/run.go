@@ -37,14 +37,17 @@ type Config struct {
 	// its environment.
 	DirectCmd []string
 	DirectEnv []string
+	// HostEnv is added to the host's environment, and so its plugins'
+	// (experiments: GOMAXPROCS, GODEBUG).
+	HostEnv []string
 	// Progress gets a line per measurement; nil discards them.
 	Progress io.Writer
 }
 
-// DefaultConfig is `make bench`: 5 rounds of every scenario, the classic
+// DefaultConfig is `make bench`: 7 rounds of every scenario, the classic
 // super-servers, 10,000 idle connections.
 func DefaultConfig() Config {
-	return Config{BinDir: "bin", Rounds: 5, Params: DefaultParams(), Classic: true, UDP: true, MemoryConns: 10000}
+	return Config{BinDir: "bin", Rounds: 7, Params: DefaultParams(), Classic: true, UDP: true, MemoryConns: 10000}
 }
 
 // Validate reports a Config that cannot run.
@@ -107,7 +110,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 	}()
-	host, err := StartHost(ctx, cfg.BinDir, udp)
+	host, err := StartHost(ctx, cfg.BinDir, udp, cfg.HostEnv)
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,8 @@ const startTimeout = 30 * time.Second
 
 // StartHost runs `sockplay serve` from binDir with the echo plugin, and the
 // udpecho plugin too when udp is set, on ephemeral loopback ports.
-func StartHost(ctx context.Context, binDir string, udp bool) (*Target, error) {
+// env is added to the host's environment (its plugins inherit it).
+func StartHost(ctx context.Context, binDir string, udp bool, env []string) (*Target, error) {
 	args := []string{"serve", "--plugin-dir", binDir, "--log-level", "warn", "--drain-timeout", "2s",
 		"--listen", "echo=127.0.0.1:0"}
 	if udp {
@@ -65,6 +66,7 @@ func StartHost(ctx context.Context, binDir string, udp bool) (*Target, error) {
 		args = append(args, "--enable", "echo")
 	}
 	cmd := exec.Command(filepath.Join(binDir, "sockplay"), args...)
+	cmd.Env = append(os.Environ(), env...)
 	lines, err := startLines(cmd, "sockplay: serving")
 	if err != nil {
 		return nil, fmt.Errorf("sockplay %s: %w", strings.Join(args, " "), err)
