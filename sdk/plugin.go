@@ -93,8 +93,12 @@ func (p *Plugin) Validate() error {
 	case p.Transport != TCP && p.Transport != UDP:
 		return fmt.Errorf("plugin %s: transport %q: want tcp or udp", p.Name, p.Transport)
 	}
-	if _, _, err := net.SplitHostPort(p.DefaultAddr); err != nil {
+	_, port, err := net.SplitHostPort(p.DefaultAddr)
+	if err != nil {
 		return fmt.Errorf("plugin %s: default address: %w", p.Name, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("plugin %s: default address %q: the port must be a number from 0 to 65535", p.Name, p.DefaultAddr)
 	}
 	seen := map[string]bool{}
 	for _, o := range p.Options {

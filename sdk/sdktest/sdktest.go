@@ -54,6 +54,9 @@ func Start(t testing.TB, p sdk.Plugin, options map[string]string) *Instance {
 // it is how a test checks that bad options are refused.
 func Configure(t testing.TB, p sdk.Plugin, options map[string]string) error {
 	t.Helper()
+	if err := p.Validate(); err != nil {
+		return err
+	}
 	cfg, err := p.Config(options, Logger(t, p.Name))
 	if err != nil {
 		return err
