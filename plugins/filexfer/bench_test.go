@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -106,14 +107,14 @@ func BenchmarkDownload(b *testing.B) {
 	sum := protocolSum(b, in.Addr, "src") // hashes the file once; GET then finds it cached
 	var p pair
 	for b.Loop() {
-		p.direct += timed(func() {
+		measure(&p.direct, &p.directCPU, func() {
 			c := dialBench(b, direct)
 			defer c.Close()
 			if err := discard(c, benchSize); err != nil {
 				b.Fatal(err)
 			}
 		})
-		p.sockplay += timed(func() {
+		measure(&p.sockplay, &p.sockplayCPU, func() {
 			c := dialBench(b, in.Addr)
 			defer c.Close()
 			br := bufio.NewReaderSize(c, MaxLine)
@@ -144,9 +145,11 @@ func BenchmarkClientGet(b *testing.B) {
 	}
 }
 
-// pair accumulates the time of the direct and the sockplay transfers, done
-// alternately so that load from elsewhere hits both alike.
-type pair struct{ direct, sockplay time.Duration }
+// pair accumulates the wall and CPU time of the direct and the sockplay
+// transfers, done alternately so that load from elsewhere hits both alike.
+// The CPU time is the whole process's (client and server, user and system),
+// which does not depend on what else the machine runs.
+type pair struct{ direct, sockplay, directCPU, sockplayCPU time.Duration }
 
 func timed(f func()) time.Duration {
 	t := time.Now()
@@ -154,11 +157,27 @@ func timed(f func()) time.Duration {
 	return time.Since(t)
 }
 
+// measure runs f and adds its wall and CPU time to *wall and *cpu.
+func measure(wall, cpu *time.Duration, f func()) {
+	c := cpuTime()
+	*wall += timed(f)
+	*cpu += cpuTime() - c
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func (p pair) report(b *testing.B) {
 	n := float64(b.N) * benchSize / 1e6
+	gib := float64(b.N) * benchSize / (1 << 30)
 	b.ReportMetric(n/p.direct.Seconds(), "direct-MB/s")
 	b.ReportMetric(n/p.sockplay.Seconds(), "sockplay-MB/s")
 	b.ReportMetric(p.direct.Seconds()/p.sockplay.Seconds(), "ratio")
+	b.ReportMetric(p.directCPU.Seconds()/gib, "direct-cpu-s/GiB")
+	b.ReportMetric(p.sockplayCPU.Seconds()/gib, "sockplay-cpu-s/GiB")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -197,7 +216,7 @@ func BenchmarkUpload(b *testing.B) {
 	sum := fileSum(b, src) // the client's hashing is not the transfer
 	var p pair
 	for b.Loop() {
-		p.direct += timed(func() {
+		measure(&p.direct, &p.directCPU, func() {
 			c := dialBench(b, direct)
 			defer c.Close()
 			sendFile(b, c, src)
@@ -205,7 +224,7 @@ func BenchmarkUpload(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
-		p.sockplay += timed(func() {
+		measure(&p.sockplay, &p.sockplayCPU, func() {
 			c := dialBench(b, in.Addr)
 			defer c.Close()
 			br := bufio.NewReaderSize(c, MaxLine)

@@ -289,3 +289,7 @@ func noLeaks(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 }
+
+func sdkStdio(errw io.Writer) sdk.Stdio {
+	return sdk.Stdio{In: strings.NewReader(""), Out: io.Discard, Err: errw}
+}

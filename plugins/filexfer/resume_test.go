@@ -147,7 +147,7 @@ func TestResumeWithChangedRemote(t *testing.T) {
 func TestKillServerMidUpload(t *testing.T) {
 	noLeaks(t)
 	root := t.TempDir()
-	data := randomBytes(t, 8<<20)
+	data := randomBytes(t, 24<<20)
 	src := filepath.Join(t.TempDir(), "src")
 	writeFile(t, src, data)
 

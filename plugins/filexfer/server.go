@@ -191,8 +191,16 @@ func (s *Server) reply(c net.Conn, err error) error {
 	if !errors.As(err, &e) {
 		e = &Error{Code: CodeIO, Msg: err.Error()}
 	}
-	_, werr := io.WriteString(c, e.statusLine())
-	return werr
+	return s.status(c, e.statusLine())
+}
+
+// status writes a status line (with its newline) and what follows it. The
+// write deadline is set here because the work before it (hashing a large
+// file, landing an upload) may have outlasted the one set with the request.
+func (s *Server) status(c net.Conn, line string) error {
+	_ = c.SetWriteDeadline(time.Now().Add(s.cfg.Idle))
+	_, err := io.WriteString(c, line)
+	return err
 }
 
 func (s *Server) list(c net.Conn, name string) error {
@@ -232,11 +240,7 @@ func (s *Server) list(c net.Conn, name string) error {
 		b.WriteByte('\n')
 		n++
 	}
-	if _, err := fmt.Fprintf(c, "OK %d\n", n); err != nil {
-		return err
-	}
-	_, err = io.WriteString(c, b.String())
-	return err
+	return s.status(c, fmt.Sprintf("OK %d\n%s", n, b.String()))
 }
 
 func (s *Server) sum(c net.Conn, name string) error {
@@ -254,8 +258,7 @@ func (s *Server) sum(c net.Conn, name string) error {
 	if err != nil {
 		return s.fsError(name, err)
 	}
-	_, err = fmt.Fprintf(c, "OK %d %s\n", st.Size(), sum)
-	return err
+	return s.status(c, fmt.Sprintf("OK %d %s\n", st.Size(), sum))
 }
 
 func (s *Server) get(c net.Conn, name string, off int64) error {
@@ -276,7 +279,7 @@ func (s *Server) get(c net.Conn, name string, off int64) error {
 	if err != nil {
 		return s.fsError(name, err)
 	}
-	if _, err := fmt.Fprintf(c, "OK %d %s\n", st.Size(), sum); err != nil {
+	if err := s.status(c, fmt.Sprintf("OK %d %s\n", st.Size(), sum)); err != nil {
 		return err
 	}
 	var hook func(int64)
@@ -355,7 +358,7 @@ func (s *Server) put(c net.Conn, br *bufio.Reader, name string, size int64, want
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return s.fsError(name, err)
 	}
-	if _, err := fmt.Fprintf(c, "OK %d\n", off); err != nil {
+	if err := s.status(c, fmt.Sprintf("OK %d\n", off)); err != nil {
 		return err
 	}
 
@@ -389,8 +392,7 @@ func (s *Server) put(c net.Conn, br *bufio.Reader, name string, size int64, want
 	if st, err := f.Stat(); err == nil {
 		s.sums.put(st, want)
 	}
-	_, err = io.WriteString(c, "OK\n")
-	return err
+	return s.status(c, "OK\n")
 }
 
 // stageName names the staging file of an upload of (name, size, sum): the

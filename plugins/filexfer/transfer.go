@@ -39,7 +39,7 @@ func sendRange(c net.Conn, f *os.File, off, n int64, idle time.Duration, chunk i
 
 // spliceChunk is how many bytes receive splices before it hands them to the
 // hashing goroutine and moves the read deadline.
-const spliceChunk = 4 << 20
+const spliceChunk = 8 << 20
 
 // receive copies n bytes from the connection c (read through br, which may
 // hold bytes already) into f at its offset, and writes them to h in order.
