@@ -30,7 +30,7 @@ func defaultConfig() config {
 	return config{
 		maxRequest:     4096,
 		addrFailures:   10,
-		userFailures:   10,
+		userFailures:   20,
 		window:         5 * time.Minute,
 		lockout:        5 * time.Minute,
 		baseDelay:      250 * time.Millisecond,
@@ -47,7 +47,7 @@ func options() []sdk.Option {
 		{Name: "accounts", Default: d.accounts, Help: "accounts file, NAME:HASH lines (empty: no accounts, every login fails)"},
 		{Name: "max-request", Default: strconv.Itoa(d.maxRequest), Help: "largest request in bytes; a larger one gets fail and the connection is closed"},
 		{Name: "addr-failures", Default: strconv.Itoa(d.addrFailures), Help: "failed logins allowed per source address per window"},
-		{Name: "user-failures", Default: strconv.Itoa(d.userFailures), Help: "failed logins allowed per user name per window, across addresses"},
+		{Name: "user-failures", Default: strconv.Itoa(d.userFailures), Help: "failed logins allowed per user name per window, across addresses (keep it above addr-failures)"},
 		{Name: "window", Default: d.window.String(), Help: "sliding window the failures are counted in"},
 		{Name: "lockout", Default: d.lockout.String(), Help: "how long an address or name at its limit is locked out"},
 		{Name: "base-delay", Default: d.baseDelay.String(), Help: "delay of the reply to a first failure; it doubles with each failure"},

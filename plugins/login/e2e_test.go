@@ -15,6 +15,8 @@ import (
 // login client gets fail for a wrong password and an unknown user, then
 // success, and stops.
 func TestE2ETutorialClient(t *testing.T) {
+	// Build first: RunBinary's 30 s count the build when it comes first.
+	e2e.Bin(t)
 	path := filepath.Join(t.TempDir(), "accounts")
 	if out, errs, code := e2e.RunBinary(t, "sockplay-login", []byte("correct horse\n"),
 		"useradd", "--accounts", path, "alice"); code != 0 {
@@ -60,6 +62,7 @@ func TestE2ETutorialClient(t *testing.T) {
 // TestE2EPlaintextRefused starts the host on a tutorial-format accounts file:
 // it does not serve, and says how to convert the file.
 func TestE2EPlaintextRefused(t *testing.T) {
+	e2e.Bin(t)
 	path := filepath.Join(t.TempDir(), "users.txt")
 	if err := os.WriteFile(path, []byte("alice:opensesame\n"), 0o600); err != nil {
 		t.Fatal(err)

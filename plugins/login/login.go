@@ -40,6 +40,10 @@ func newHandler(sc sdk.Config) (sdk.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.userFailures <= c.addrFailures {
+		log.Warn("user-failures is not above addr-failures: a single address can lock a name out for everyone",
+			"user_failures", c.userFailures, "addr_failures", c.addrFailures)
+	}
 	if c.accounts == "" {
 		log.Warn("no accounts file (set login.accounts=FILE): every login fails")
 	}
