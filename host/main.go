@@ -124,6 +124,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.CrashLimit, "crash-limit", cfg.CrashLimit, "a plugin that crashes this many times ...")
 	fs.DurationVar(&cfg.CrashWindow, "crash-window", cfg.CrashWindow, "... within this window is marked failed")
 	fs.DurationVar(&cfg.BackoffMax, "restart-backoff-max", cfg.BackoffMax, "the longest wait before restarting a crashed plugin")
+	fs.BoolVar(&cfg.Standby, "standby", false, "keep a configured spare process of each plugin, which takes over at once when the serving one dies")
 	fs.StringVar(&cfg.StatusFile, "status-file", config.DefaultStatusFile(), "where to keep the plugins' state for 'sockplay status' (empty: nowhere)")
 	help := fs.BoolP("help", "h", false, "show this help")
 	if err := parseFlags(fs, args); err != nil {

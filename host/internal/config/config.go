@@ -52,6 +52,9 @@ type Config struct {
 	CrashLimit     int           // this many crashes ...
 	CrashWindow    time.Duration // ... within this window mark a plugin failed
 	StartTimeout   time.Duration
+	// Standby keeps a configured spare process of each plugin, which takes
+	// over at once when the serving one dies.
+	Standby bool
 }
 
 // Default returns the defaults.

@@ -198,7 +198,7 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 	sup := supervisor.New(supervisor.Config{
 		Launch: lc, Options: options, Listener: ln,
 		BackoffInitial: h.cfg.BackoffInitial, BackoffMax: h.cfg.BackoffMax,
-		CrashLimit: h.cfg.CrashLimit, CrashWindow: h.cfg.CrashWindow,
+		CrashLimit: h.cfg.CrashLimit, CrashWindow: h.cfg.CrashWindow, Standby: h.cfg.Standby,
 		OnChange: func() { h.writeStatus(false) },
 	}, proc, desc)
 	ok = true

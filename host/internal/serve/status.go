@@ -83,16 +83,19 @@ func PrintStatus(path string, out io.Writer) error {
 		fmt.Fprintf(out, "host pid %d, updated %s\n", r.HostPid, r.Updated.Format(time.RFC3339))
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVERSION\tTRANSPORT\tADDRESS\tSTATE\tPID\tRESTARTS\tLAST EXIT\tERROR")
+	fmt.Fprintln(tw, "NAME\tVERSION\tTRANSPORT\tADDRESS\tSTATE\tPID\tSTANDBY\tRESTARTS\tLAST EXIT\tERROR")
 	for _, p := range r.Plugins {
-		pid := "-"
-		if p.Pid > 0 {
-			pid = fmt.Sprint(p.Pid)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Version, p.Transport, p.Addr, p.State, pid,
-			p.Restarts, dash(p.LastExit), dash(p.Error))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Version, p.Transport, p.Addr, p.State,
+			pidOrDash(p.Pid), pidOrDash(p.StandbyPid), p.Restarts, dash(p.LastExit), dash(p.Error))
 	}
 	return tw.Flush()
+}
+
+func pidOrDash(pid int) string {
+	if pid <= 0 {
+		return "-"
+	}
+	return fmt.Sprint(pid)
 }
 
 func dash(s string) string {

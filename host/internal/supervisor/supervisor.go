@@ -87,6 +87,10 @@ type Config struct {
 	BackoffMax     time.Duration
 	CrashLimit     int
 	CrashWindow    time.Duration
+	// Standby keeps a second process started and configured, but handed
+	// nothing, so that when the serving one dies the spare takes over at once
+	// instead of after a restart's backoff and start.
+	Standby bool
 	// OnChange, if set, is called after every change of state.
 	OnChange func()
 }
@@ -102,6 +106,8 @@ type Status struct {
 	Restarts  int    `json:"restarts"`
 	LastExit  string `json:"last_exit,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// StandbyPid is the spare process's, with Config.Standby.
+	StandbyPid int `json:"standby_pid,omitempty"`
 }
 
 // Supervisor keeps one plugin served.
@@ -123,6 +129,9 @@ type Supervisor struct {
 	lastExit  string
 	err       string
 	crashes   []time.Time
+	spare     *Process      // configured, handed nothing (Config.Standby)
+	taken     chan struct{} // keepSpare learns that its spare was promoted
+	reaping   sync.WaitGroup
 }
 
 // New returns a supervisor for a process that Probe launched and that was
@@ -133,6 +142,7 @@ func New(cfg Config, proc *Process, desc *protocol.Description) *Supervisor {
 		cfg: cfg, log: cfg.Launch.Logger, desc: desc,
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		proc: proc, startedAt: time.Now(), backoff: cfg.BackoffInitial, state: Running,
+		taken: make(chan struct{}, 1),
 	}
 }
 
@@ -146,6 +156,9 @@ func (s *Supervisor) Status() Status {
 	}
 	if s.proc != nil && s.state == Running {
 		st.Pid = s.proc.Pid
+	}
+	if s.spare != nil {
+		st.StandbyPid = s.spare.Pid
 	}
 	return st
 }
@@ -164,6 +177,14 @@ func (s *Supervisor) set(f func()) {
 // failed. Run must be called once.
 func (s *Supervisor) Run() {
 	defer close(s.done)
+	defer s.reaping.Wait()
+	if s.cfg.Standby {
+		ctx, stop := context.WithCancel(s.ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { s.keepSpare(ctx) })
+		defer wg.Wait()
+		defer stop()
+	}
 	proc := s.current()
 	for proc != nil {
 		s.serve(proc)
@@ -211,13 +232,31 @@ func (s *Supervisor) serve(proc *Process) {
 	}
 }
 
-// restart replaces a dead process, with backoff, and returns the new one, or
-// nil when the supervisor stops or the plugin is marked failed.
+// restart replaces a dead process and returns the new one, or nil when the
+// supervisor stops or the plugin is marked failed. A standby process takes
+// over at once; otherwise a new one is started after the backoff.
 func (s *Supervisor) restart(dead *Process) *Process {
-	dead.Kill() // waits for go-plugin to reap it; kills its group; removes its socket directory
-	status := dead.ExitStatus()
-	tail := dead.StderrTail()
-	s.log.Error("plugin process exited", "pid", dead.Pid, "status", status, "last_stderr", tail)
+	crashes := s.recordCrash()
+	if crashes < s.cfg.CrashLimit {
+		if spare := s.takeSpare(); spare != nil {
+			s.set(func() {
+				if time.Since(s.startedAt) > s.cfg.CrashWindow {
+					s.backoff = s.cfg.BackoffInitial
+				}
+				s.proc, s.state, s.startedAt = spare, Running, time.Now()
+				s.restarts++
+			})
+			s.nextBackoff() // the next spare waits longer if crashes repeat
+			s.log.Info("standby process took over", "pid", spare.Pid)
+			// Reaping waits on go-plugin; the spare is served meanwhile.
+			s.reaping.Go(func() {
+				status := s.reap(dead)
+				s.set(func() { s.lastExit = status })
+			})
+			return spare
+		}
+	}
+	status := s.reap(dead)
 	s.set(func() {
 		s.lastExit, s.state, s.proc = status, Restarting, nil
 		if time.Since(s.startedAt) > s.cfg.CrashWindow {
@@ -226,13 +265,14 @@ func (s *Supervisor) restart(dead *Process) *Process {
 	})
 
 	for attempt := 1; ; attempt++ {
-		if s.crashLoop(status) {
+		if attempt > 1 {
+			crashes = s.recordCrash() // a start that failed counts as a crash
+		}
+		if crashes >= s.cfg.CrashLimit {
+			s.fail(crashes, status)
 			return nil
 		}
-		s.mu.Lock()
-		d := jitter(s.backoff)
-		s.backoff = min(s.backoff*2, s.cfg.BackoffMax)
-		s.mu.Unlock()
+		d := s.nextBackoff()
 		s.log.Warn("restarting plugin", "attempt", attempt, "backoff", d)
 		select {
 		case <-time.After(d):
@@ -258,6 +298,86 @@ func (s *Supervisor) restart(dead *Process) *Process {
 	}
 }
 
+// reap waits for go-plugin to reap a dead process, kills its group, removes
+// its socket directory, logs how it ended, and returns that.
+func (s *Supervisor) reap(dead *Process) string {
+	dead.Kill()
+	status := dead.ExitStatus()
+	s.log.Error("plugin process exited", "pid", dead.Pid, "status", status, "last_stderr", dead.StderrTail())
+	return status
+}
+
+func (s *Supervisor) nextBackoff() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := jitter(s.backoff)
+	s.backoff = min(s.backoff*2, s.cfg.BackoffMax)
+	return d
+}
+
+// takeSpare hands over the standby process, if there is one.
+func (s *Supervisor) takeSpare() *Process {
+	s.mu.Lock()
+	spare := s.spare
+	s.spare = nil
+	s.mu.Unlock()
+	if spare != nil {
+		select {
+		case s.taken <- struct{}{}:
+		default:
+		}
+	}
+	return spare
+}
+
+// keepSpare keeps one standby process ready until ctx is done: it starts one,
+// and starts another when it is taken (after the restart backoff, so that a
+// crash loop does not become a start loop) or dies.
+func (s *Supervisor) keepSpare(ctx context.Context) {
+	for ctx.Err() == nil {
+		proc, err := s.launch()
+		if err == nil {
+			s.set(func() { s.spare = proc })
+			select {
+			case <-s.taken:
+			case <-proc.Exited():
+			case <-ctx.Done():
+			}
+			s.mu.Lock()
+			mine := s.spare == proc // not promoted
+			if mine {
+				s.spare = nil
+			}
+			s.mu.Unlock()
+			if mine {
+				if ctx.Err() == nil {
+					s.log.Warn("standby process exited", "pid", proc.Pid)
+				}
+				proc.Kill()
+				s.set(func() {})
+			}
+			select { // a promotion's signal, if this spare died while taken
+			case <-s.taken:
+			default:
+			}
+		} else if ctx.Err() == nil {
+			s.log.Warn("standby process failed to start", "error", err)
+		}
+		select {
+		case <-time.After(s.nextBackoffPeek()):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// nextBackoffPeek is the wait before the next spare: the restart backoff as
+// it stands, without advancing it.
+func (s *Supervisor) nextBackoffPeek() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return jitter(s.backoff)
+}
+
 func (s *Supervisor) launch() (*Process, error) {
 	proc, d, err := Probe(s.ctx, s.cfg.Launch)
 	if err != nil {
@@ -274,12 +394,11 @@ func (s *Supervisor) launch() (*Process, error) {
 	return proc, nil
 }
 
-// crashLoop records a crash and, past the limit within the window, marks the
-// plugin failed and closes its listener, so that its clients are refused
-// rather than left waiting.
-func (s *Supervisor) crashLoop(status string) bool {
+// recordCrash records a crash and returns how many fell within the window.
+func (s *Supervisor) recordCrash() int {
 	now := time.Now()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.crashes = append(s.crashes, now)
 	recent := s.crashes[:0]
 	for _, t := range s.crashes {
@@ -288,16 +407,16 @@ func (s *Supervisor) crashLoop(status string) bool {
 		}
 	}
 	s.crashes = recent
-	n := len(recent)
-	s.mu.Unlock()
-	if n < s.cfg.CrashLimit {
-		return false
-	}
-	msg := fmt.Sprintf("crashed %d times within %s; last: %s", n, s.cfg.CrashWindow, status)
-	s.log.Error("plugin marked failed; its listener now refuses connections", "crashes", n, "window", s.cfg.CrashWindow, "last", status)
+	return len(recent)
+}
+
+// fail marks the plugin failed and closes its listener, so that its clients
+// are refused rather than left waiting.
+func (s *Supervisor) fail(crashes int, status string) {
+	msg := fmt.Sprintf("crashed %d times within %s; last: %s", crashes, s.cfg.CrashWindow, status)
+	s.log.Error("plugin marked failed; its listener now refuses connections", "crashes", crashes, "window", s.cfg.CrashWindow, "last", status)
 	s.cfg.Listener.Close()
 	s.set(func() { s.state = Failed; s.err = msg })
-	return true
 }
 
 // Shutdown stops accepting (the listener is closed), asks the process to

@@ -186,3 +186,58 @@ func TestProbeRefusesMisnamedBinary(t *testing.T) {
 		t.Fatalf("processes left: %v", left)
 	}
 }
+
+// With a standby, a killed process is replaced by the spare at once, a new
+// spare follows, and shutdown leaves neither behind.
+func TestStandbyTakesOver(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	lc := LaunchConfig{
+		Entry: echoEntry(t), RunDir: t.TempDir(), LogLevel: hclog.Warn, StartTimeout: 10 * time.Second,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "echo", Output: io.Discard}),
+	}
+	proc, desc, err := Probe(context.Background(), lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := listen.ListenTCP("127.0.0.1:0", 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Configure(context.Background(), nil, ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Launch: lc, Listener: ln, BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+		CrashLimit: 5, CrashWindow: time.Minute, Standby: true}, proc, desc)
+	go s.Run()
+	waitStatus := func(what string, ok func(Status) bool) Status {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st := s.Status()
+			if ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", what, st)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	st := waitStatus("a standby", func(st Status) bool { return st.StandbyPid != 0 })
+	first, spare := st.Pid, st.StandbyPid
+	roundTrip(t, ln.Addr().String(), "first")
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	st = waitStatus("the spare serving", func(st Status) bool { return st.Pid == spare })
+	if st.Restarts != 1 || st.State != Running {
+		t.Fatalf("after the kill: %+v", st)
+	}
+	roundTrip(t, ln.Addr().String(), "second")
+	st = waitStatus("a new standby", func(st Status) bool { return st.StandbyPid != 0 && st.StandbyPid != spare })
+	third := st.StandbyPid
+	s.Shutdown(time.Second)
+	if left := e2e.WaitGone([]int{first, spare, third}, 2*time.Second); len(left) > 0 {
+		t.Fatalf("processes left: %v", left)
+	}
+}
