@@ -115,11 +115,11 @@ func (s *server) ServeConn(ctx context.Context, c net.Conn) {
 	}
 }
 
-// handle answers one request and reports whether the connection goes on.
 // The first maxMalformedLogs malformed requests of a connection are logged
 // one by one, the rest counted in one line when it closes.
 const maxMalformedLogs = 5
 
+// handle answers one request and reports whether the connection goes on.
 func (s *server) handle(ctx context.Context, c net.Conn, peer, src string, req []byte, line bool, malformed *int) bool {
 	var ok bool
 	name, password, err := parseRequest(req)
