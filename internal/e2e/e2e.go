@@ -333,9 +333,10 @@ func Run(t testing.TB, args ...string) (stdout, stderr string, code int) {
 // stdin and args, 30 s at most.
 func RunBinary(t testing.TB, name string, stdin []byte, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	bin := Bin(t) // the first call builds: not part of the 30 s
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(Bin(t), name), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, name), args...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	cmd.Stdin = bytes.NewReader(stdin)
