@@ -25,7 +25,7 @@ func TestManyClients(t *testing.T) {
 	)
 	// The queue holds everything a client may have pending here, so this
 	// test is about delivery, not the slow-reader rule.
-	in := start(t, map[string]string{"queue": "4096"})
+	in := start(t, map[string]string{"queue": "4096", "linewait": "5s"})
 	deadline := time.Now().Add(30 * time.Second)
 
 	conns := make([]net.Conn, clients)
@@ -173,7 +173,10 @@ func burst(a *peer, n, size, chunk int, acks <-chan int) <-chan error {
 	done := make(chan error, 1)
 	pad := strings.Repeat("x", size)
 	go func() {
-		w := bufio.NewWriter(a.c)
+		// One write per chunk; and linewait is long in these tests: a
+		// sender starved of CPU mid-line must not have its line cut by the
+		// framing's pause rule.
+		w := bufio.NewWriterSize(a.c, chunk*(size+16))
 		seen := -1
 		for k := 0; k < n; k += chunk {
 			end := min(k+chunk, n)
@@ -252,7 +255,7 @@ func seqOf(l string) int {
 // output for chat.stall is disconnected; the others never wait for it.
 func TestSlowReader(t *testing.T) {
 	t.Run("stalled reader is disconnected, the room goes on", func(t *testing.T) {
-		in := start(t, map[string]string{"stall": "2s", "sndbuf": "16384"})
+		in := start(t, map[string]string{"stall": "2s", "sndbuf": "16384", "linewait": "5s"})
 		a, b := named(t, in, "a"), named(t, in, "b")
 		s := dialSmall(t, in)
 		s.send("/nick s") // and never reads again
@@ -288,7 +291,7 @@ func TestSlowReader(t *testing.T) {
 	})
 
 	t.Run("paused reader loses the oldest lines, counted", func(t *testing.T) {
-		in := start(t, map[string]string{"sndbuf": "16384"})
+		in := start(t, map[string]string{"sndbuf": "16384", "linewait": "5s"})
 		a, b := named(t, in, "a"), named(t, in, "b")
 		p := dialSmall(t, in)
 		p.send("/nick p")
@@ -336,7 +339,7 @@ func TestSlowReader(t *testing.T) {
 // TestDrainStalled: a drain with a client that does not read ends when the
 // drain's deadline closes it; the others get the notice.
 func TestDrainStalled(t *testing.T) {
-	in := start(t, map[string]string{"stall": "1m", "sndbuf": "16384"})
+	in := start(t, map[string]string{"stall": "1m", "sndbuf": "16384", "linewait": "5s"})
 	a := named(t, in, "a")
 	s := dialSmall(t, in)
 	s.send("/nick s")
