@@ -3,16 +3,23 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sockplay/sockplay/sdk"
 )
 
 var (
@@ -21,6 +28,7 @@ var (
 	fanoutRates    = flag.String("chat.rates", "200,300,400", "BenchmarkFanout: room message rates to run, messages/s")
 	fanoutDuration = flag.Duration("chat.duration", 3*time.Second, "BenchmarkFanout: how long the senders send")
 	fanoutLinger   = flag.String("chat.linger", "", "BenchmarkFanout: the server's chat.linger (default: the plugin's)")
+	fanoutProcess  = flag.Bool("chat.process", false, "BenchmarkFanout: run the server in a process of its own and report its CPU per delivery")
 )
 
 // BenchmarkFanout fills a room with 1,000 clients, has 10 of them send at a
@@ -48,7 +56,7 @@ func fanout(b *testing.B, clients, senders, rate int, d time.Duration) {
 	if *fanoutLinger != "" {
 		opts["linger"] = *fanoutLinger
 	}
-	in := start(b, opts)
+	addr, serverCPU := benchServer(b, opts)
 	total := int(int64(rate) * int64(d) / int64(time.Second))
 
 	var (
@@ -66,7 +74,7 @@ func fanout(b *testing.B, clients, senders, rate int, d time.Duration) {
 	synced.Add(clients)
 	allIn.Add(1)
 	for i := range conns {
-		c, err := net.DialTimeout("tcp", in.Addr, 5*time.Second)
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
 			b.Fatalf("dial client %d: %v", i, err)
 		}
@@ -129,7 +137,7 @@ func fanout(b *testing.B, clients, senders, rate int, d time.Duration) {
 	synced.Wait()
 
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0, scpu0 := cpuTime(), serverCPU()
 	start := time.Now()
 	interval := time.Second / time.Duration(rate)
 	var line []byte
@@ -150,7 +158,7 @@ func fanout(b *testing.B, clients, senders, rate int, d time.Duration) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu, scpu := cpuTime()-cpu0, serverCPU()-scpu0
 
 	var got int64
 	var last int64
@@ -179,8 +187,98 @@ func fanout(b *testing.B, clients, senders, rate int, d time.Duration) {
 	b.ReportMetric(float64(max(want-got-dropped.Load(), 0)), "lost")
 	// CPU per delivery, server and clients together: unlike the latency it
 	// hardly depends on what else the machine runs.
+	if *fanoutProcess {
+		// The clients' share is then this process's alone.
+		b.ReportMetric(float64(scpu)/float64(time.Microsecond)/float64(max(got, 1)), "server-cpu-us/delivery")
+	} else {
+		cpu += scpu
+	}
 	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(max(got, 1)), "cpu-us/delivery")
 	b.ReportMetric(float64(dropped.Load()), "dropped")
+}
+
+// serverEnv makes the test binary a bare chat server: see benchServer.
+const serverEnv = "SOCKPLAY_CHAT_BENCH_SERVER"
+
+// benchServer starts the room: in-process through sdktest, or with
+// -chat.process in a child process (the test binary again, see TestMain),
+// so that the server's CPU can be told from the clients'. It returns the
+// address and a function that reads the child's CPU time (0 in-process).
+func benchServer(b *testing.B, opts map[string]string) (string, func() time.Duration) {
+	if !*fanoutProcess {
+		return start(b, opts).Addr, func() time.Duration { return 0 }
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), serverEnv+"=1", serverEnv+"_LINGER="+opts["linger"])
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("bench server: %v", err)
+	}
+	pid := cmd.Process.Pid
+	return strings.TrimSpace(addr), func() time.Duration { return procCPU(pid) }
+}
+
+// runBenchServer serves a room on an ephemeral port, prints the address and
+// serves until stdin ends.
+func runBenchServer() int {
+	cfg := DefaultConfig()
+	if l := os.Getenv(serverEnv + "_LINGER"); l != "" {
+		d, err := time.ParseDuration(l)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		cfg.Linger = d
+	}
+	srv := sdk.NewServer(newRoom(cfg, nopLogger{}), nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(ln.Addr())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	<-done
+	return 0
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Trace(string, ...any) {}
+func (nopLogger) Debug(string, ...any) {}
+
+// procCPU reads the user and system time of process pid.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ
 }
 
 // cpuTime is the process's user and system time so far.

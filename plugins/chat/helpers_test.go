@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"syscall"
@@ -15,9 +16,13 @@ import (
 )
 
 // TestMain raises the open-file limit for the many-client tests; e2e.Main
-// removes the binaries the end-to-end tests built.
+// removes the binaries the end-to-end tests built. Started by
+// BenchmarkFanout with serverEnv set, the test binary is a bare chat server.
 func TestMain(m *testing.M) {
 	raiseFileLimit(4096)
+	if os.Getenv(serverEnv) == "1" {
+		os.Exit(runBenchServer())
+	}
 	e2e.Main(m)
 }
 
