@@ -24,11 +24,10 @@ import (
 )
 
 const usage = `
-ls  [ADDR] [PATH]                          list a directory (default: the root)
-get [-q] [-v] [-restart] [ADDR] REMOTE [LOCAL]   download; resumes from LOCAL.part
-put [-q] [-v] [ADDR] LOCAL [REMOTE]           upload; resumes what the server kept
-sum [ADDR] PATH                            print a remote file's SHA-256, as sha256sum does
-ADDR is HOST:PORT (default 127.0.0.1:12347); write a path that looks like one as ./NAME:1
+ls  [ADDR] [PATH]                               list a directory (ADDR is HOST:PORT, default 127.0.0.1:12347)
+get [-q] [-v] [-restart] [ADDR] REMOTE [LOCAL]  download via LOCAL.part, verify, rename; resumes a partial file
+put [-q] [-v] [ADDR] LOCAL [REMOTE]             upload, verified and atomic; resumes what the server kept
+sum [ADDR] PATH                                 print a remote file's SHA-256, as sha256sum does
 `
 
 // clientTimeout bounds how long the client waits for the server to answer a
