@@ -115,12 +115,11 @@ func killUnderLoad(t *testing.T, args []string, bound time.Duration) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	// kill(2) returns before the process is dead: until it is, it still takes
-	// connections, and those die with it. The moment it is a zombie is the
-	// moment of its death; connections dialed before it count as open at the
-	// kill.
+	// kill(2) returns before the process is dead: until its descriptors are
+	// closed it still takes connections, and those die with it, so
+	// connections dialed before that count as open at the kill.
 	deadline := time.Now().Add(2 * time.Second)
-	for e2e.Alive(pid) && time.Now().Before(deadline) {
+	for !e2e.FilesClosed(pid) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Microsecond)
 	}
 	deadAt := time.Now()

@@ -76,3 +76,22 @@ func WaitGone(pids []int, timeout time.Duration) []int {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// FilesClosed reports whether process pid holds no open files any more. A
+// process killed by a signal shows as a zombie as soon as its main thread
+// exits, and /proc/PID/fd is empty from then on, while its other threads may
+// still hold its descriptors: its sockets close only when the last thread is
+// gone, so every thread's view is checked.
+func FilesClosed(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return true
+	}
+	for _, task := range tasks {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task/%s/fd", pid, task.Name()))
+		if err == nil && len(ents) > 0 {
+			return false
+		}
+	}
+	return true
+}
