@@ -23,16 +23,11 @@ func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
 	if err != nil {
 		return err
 	}
-	var d net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := d.DialContext(dctx, "tcp", addr)
+	c, err := sdk.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
 
 	sent := make(chan error, 1)
 	go func() { sent <- sendLines(c, nick, stdio.In) }()

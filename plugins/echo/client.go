@@ -24,16 +24,11 @@ func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
 	if len(args) == 2 {
 		addr = args[1]
 	}
-	var d net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := d.DialContext(dctx, "tcp", addr)
+	c, err := sdk.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
 
 	sent := make(chan error, 1)
 	go func() {

@@ -139,24 +139,19 @@ func (o *clientOpts) note(format string, args ...any) {
 // conn is a client connection: requests go out whole, replies are read
 // through br.
 type conn struct {
-	c    net.Conn
-	br   *bufio.Reader
-	stop func() bool
+	c  net.Conn
+	br *bufio.Reader
 }
 
 func (o *clientOpts) dial(ctx context.Context) (*conn, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", o.addr)
+	c, err := sdk.Dial(ctx, "tcp", o.addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", o.addr, err)
 	}
-	return &conn{c: c, br: bufio.NewReaderSize(c, MaxLine), stop: context.AfterFunc(ctx, func() { c.Close() })}, nil
+	return &conn{c: c, br: bufio.NewReaderSize(c, MaxLine)}, nil
 }
 
-func (c *conn) Close() error {
-	c.stop()
-	return c.c.Close()
-}
+func (c *conn) Close() error { return c.c.Close() }
 
 // do sends req and reads its status line: the fields after OK, or the
 // server's *Error.

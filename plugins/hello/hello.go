@@ -49,17 +49,12 @@ func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
 	if len(args) == 2 {
 		addr = args[1]
 	}
-	var d net.Dialer
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := sdk.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetReadDeadline(dl)
-	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second)) // the greeting comes at once
 	if _, err := io.Copy(stdio.Out, io.LimitReader(c, 1<<20)); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}

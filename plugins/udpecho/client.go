@@ -36,13 +36,11 @@ func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
 			return sdk.ErrUsage
 		}
 	}
-	c, err := net.Dial("udp", addr)
+	c, err := sdk.Dial(ctx, "udp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
 
 	lost := 0
 	buf := make([]byte, 65536)
