@@ -124,6 +124,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.CrashLimit, "crash-limit", cfg.CrashLimit, "a plugin that crashes this many times ...")
 	fs.DurationVar(&cfg.CrashWindow, "crash-window", cfg.CrashWindow, "... within this window is marked failed")
 	fs.DurationVar(&cfg.BackoffMax, "restart-backoff-max", cfg.BackoffMax, "the longest wait before restarting a crashed plugin")
+	fs.StringVar(&cfg.Handoff, "handoff", cfg.Handoff, "how TCP connections reach a plugin: conn (the host accepts each and passes it) or listener (the plugin accepts on the host's shared listening socket)")
 	fs.BoolVar(&cfg.Standby, "standby", false, "keep a configured spare process of each plugin, which takes over at once when the serving one dies")
 	fs.StringVar(&cfg.StatusFile, "status-file", config.DefaultStatusFile(), "where to keep the plugins' state for 'sockplay status' (empty: nowhere)")
 	help := fs.BoolP("help", "h", false, "show this help")

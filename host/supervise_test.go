@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -99,6 +98,7 @@ func TestKillUnderLoad(t *testing.T) {
 	// and must make the target.
 	t.Run("restart", func(t *testing.T) { killUnderLoad(t, nil, time.Second) })
 	t.Run("standby", func(t *testing.T) { killUnderLoad(t, []string{"--standby"}, 100*time.Millisecond) })
+	t.Run("listener handoff", func(t *testing.T) { killUnderLoad(t, []string{"--handoff", "listener"}, time.Second) })
 }
 
 func killUnderLoad(t *testing.T, args []string, bound time.Duration) {
@@ -165,10 +165,10 @@ func killUnderLoad(t *testing.T, args []string, bound time.Duration) {
 		t.Errorf("echo served again only %s after the kill (bound %s)", recovered, bound)
 	}
 	h.WaitLog(fmt.Sprintf("sockplay.echo: plugin process exited: pid=%d status=\"signal: killed\"", pid), 5*time.Second)
-	if len(args) == 0 {
-		h.WaitLog("sockplay.echo: restarting plugin: attempt=1 backoff=", 5*time.Second)
-	} else {
+	if slices.Contains(args, "--standby") {
 		h.WaitLog("sockplay.echo: standby process took over", 5*time.Second)
+	} else {
+		h.WaitLog("sockplay.echo: restarting plugin: attempt=1 backoff=", 5*time.Second)
 	}
 	h.Stop(15 * time.Second)
 }
@@ -302,7 +302,12 @@ func TestProcessPanicReachesLog(t *testing.T) {
 // drain; new clients are refused; the host exits 0 once they are done, and
 // nothing is left running.
 func TestSigtermDrains100Connections(t *testing.T) {
-	h := e2e.Start(t, e2e.Config{Enable: []string{"echo"}, Args: []string{"--drain-timeout", "20s"}})
+	t.Run("conn handoff", func(t *testing.T) { sigtermDrains(t) })
+	t.Run("listener handoff", func(t *testing.T) { sigtermDrains(t, "--handoff", "listener") })
+}
+
+func sigtermDrains(t *testing.T, args ...string) {
+	h := e2e.Start(t, e2e.Config{Enable: []string{"echo"}, Args: append([]string{"--drain-timeout", "20s"}, args...)})
 	conns := make([]net.Conn, 100)
 	for i := range conns {
 		conns[i] = dial(t, h.Addr("echo"))
@@ -406,9 +411,5 @@ func TestPluginChildrenDie(t *testing.T) {
 		if left := e2e.WaitGone(all, 2*time.Second); len(left) > 0 {
 			t.Fatalf("alive 2 s after the host was killed: %v", left)
 		}
-		if !slices.Contains(all, child) {
-			t.Fatal("unreachable")
-		}
 	})
-	_ = context.Background
 }

@@ -204,6 +204,18 @@ func (rt *runtime) accept(srv *Server, psrv *PacketServer, h fdpass.Handoff) {
 			return
 		}
 		psrv.Serve(pc)
+	case h.Kind == fdpass.Listener && srv != nil:
+		// The host shares its listening socket: this process accepts.
+		ln, err := net.FileListener(h.File)
+		if err != nil {
+			rt.log.Error("handed-off listener", "error", err)
+			return
+		}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, ErrServerClosed) {
+				rt.log.Error("accept on the shared listener", "error", err)
+			}
+		}()
 	case h.Kind == fdpass.Conn && srv != nil:
 		c, err := net.FileConn(h.File)
 		if err != nil {

@@ -6,7 +6,8 @@
 // burst of connections the host makes one sendmsg for many accepts. The header
 // is
 //
-//	byte 0     kind ('C' accepted TCP connections, 'P' a bound UDP socket)
+//	byte 0     kind ('C' accepted TCP connections, 'P' a bound UDP socket,
+//	           'L' a listening TCP socket)
 //	byte 1     wire version (1)
 //	bytes 2-3  count n, big endian
 //	then n     connection ids, uint64 big endian
@@ -35,6 +36,8 @@ const (
 	Conn Kind = 'C'
 	// Packet descriptors are bound UDP sockets.
 	Packet Kind = 'P'
+	// Listener descriptors are listening TCP sockets: the plugin accepts.
+	Listener Kind = 'L'
 )
 
 const (

@@ -40,6 +40,9 @@ type Config struct {
 	// HostEnv is added to the host's environment, and so its plugins'
 	// (experiments: GOMAXPROCS, GODEBUG).
 	HostEnv []string
+	// HostArgs are added to `sockplay serve`'s arguments, such as
+	// --handoff listener.
+	HostArgs []string
 	// Progress gets a line per measurement; nil discards them.
 	Progress io.Writer
 }
@@ -110,7 +113,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 	}()
-	host, err := StartHost(ctx, cfg.BinDir, udp, cfg.HostEnv)
+	host, err := StartHost(ctx, cfg.BinDir, udp, cfg.HostEnv, cfg.HostArgs)
 	if err != nil {
 		return nil, err
 	}

@@ -56,10 +56,12 @@ const startTimeout = 30 * time.Second
 
 // StartHost runs `sockplay serve` from binDir with the echo plugin, and the
 // udpecho plugin too when udp is set, on ephemeral loopback ports.
-// env is added to the host's environment (its plugins inherit it).
-func StartHost(ctx context.Context, binDir string, udp bool, env []string) (*Target, error) {
+// env is added to the host's environment (its plugins inherit it), and extra
+// to its arguments.
+func StartHost(ctx context.Context, binDir string, udp bool, env, extra []string) (*Target, error) {
 	args := []string{"serve", "--plugin-dir", binDir, "--log-level", "warn", "--drain-timeout", "2s",
 		"--listen", "echo=127.0.0.1:0"}
+	args = append(args, extra...)
 	if udp {
 		args = append(args, "--enable", "echo,udpecho", "--listen", "udpecho=127.0.0.1:0", "--set", "udpecho.prefix=")
 	} else {

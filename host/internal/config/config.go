@@ -55,7 +55,17 @@ type Config struct {
 	// Standby keeps a configured spare process of each plugin, which takes
 	// over at once when the serving one dies.
 	Standby bool
+	// Handoff says how TCP connections reach a plugin: HandoffConn (the host
+	// accepts and passes each connection) or HandoffListener (the host
+	// shares its listening socket and the plugin accepts).
+	Handoff string
 }
+
+// The values of Config.Handoff.
+const (
+	HandoffConn     = "conn"
+	HandoffListener = "listener"
+)
 
 // Default returns the defaults.
 func Default() Config {
@@ -70,6 +80,7 @@ func Default() Config {
 		CrashLimit:     5,
 		CrashWindow:    30 * time.Second,
 		StartTimeout:   10 * time.Second,
+		Handoff:        HandoffConn,
 	}
 }
 
@@ -99,6 +110,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--crash-limit %d: want at least 1", c.CrashLimit)
 	case c.CrashWindow <= 0:
 		return fmt.Errorf("--crash-window %s: want a positive duration", c.CrashWindow)
+	case c.Handoff != HandoffConn && c.Handoff != HandoffListener:
+		return fmt.Errorf("--handoff %q: want %s or %s", c.Handoff, HandoffConn, HandoffListener)
 	case c.StartTimeout <= 0:
 		return fmt.Errorf("start timeout %s: want a positive duration", c.StartTimeout)
 	}

@@ -700,3 +700,57 @@ func TestCloseWhileSinkBlocks(t *testing.T) {
 		t.Errorf("client whose handoff failed after Close: read %d, %v; want io.EOF", n, err)
 	}
 }
+
+// A shared TCP listener goes to the sink once, as a Listener-kind descriptor;
+// the plugin's copy accepts; clients that arrive while no plugin holds a copy
+// wait in the backlog of the host's copy, and Close refuses from then on.
+func TestTCPShared(t *testing.T) {
+	l, err := listen.ListenTCPShared("127.0.0.1:0", 64)
+	if err != nil {
+		t.Fatalf("ListenTCPShared: %v", err)
+	}
+	waiting := dial(t, l.Addr()) // before any plugin: held in the backlog
+	s := newSink(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Serve(ctx, s) }()
+	b := s.collect(t, 1)[0]
+	if b.kind != fdpass.Listener || len(b.ids) != 1 {
+		t.Fatalf("handoff: kind %q ids %v, want one Listener", b.kind, b.ids)
+	}
+	ln, err := net.FileListener(b.files[0])
+	b.files[0].Close()
+	if err != nil {
+		t.Fatalf("FileListener: %v", err)
+	}
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(timeout))
+	for i, client := range []net.Conn{waiting, dial(t, l.Addr())} {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatalf("accept %d on the plugin's copy: %v", i, err)
+		}
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		if _, err := client.Write([]byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 2)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hi" {
+			t.Fatalf("accepted %d: %q, %v", i, buf, err)
+		}
+		c.Close()
+	}
+	cancel()
+	if err := result(t, done); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	ln.Close() // the plugin's copy: the host's still listens
+	still := dial(t, l.Addr())
+	still.Close()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", l.Addr().String(), timeout); err == nil {
+		c.Close()
+		t.Fatal("dial after Close succeeded")
+	}
+}

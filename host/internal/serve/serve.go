@@ -180,10 +180,12 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 		addr = a
 	}
 	var ln supervisor.Listener
-	switch desc.GetTransport() {
-	case protocol.Transport_TRANSPORT_TCP:
+	switch t := desc.GetTransport(); {
+	case t == protocol.Transport_TRANSPORT_TCP && h.cfg.Handoff == config.HandoffListener:
+		ln, err = listen.ListenTCPShared(addr, h.cfg.Backlog)
+	case t == protocol.Transport_TRANSPORT_TCP:
 		ln, err = listen.ListenTCP(addr, h.cfg.Backlog)
-	case protocol.Transport_TRANSPORT_UDP:
+	case t == protocol.Transport_TRANSPORT_UDP:
 		ln, err = listen.ListenUDP(addr, h.cfg.UDPReadBuffer, h.cfg.UDPWriteBuffer)
 	default:
 		err = fmt.Errorf("unknown transport %v", desc.GetTransport())
