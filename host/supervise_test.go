@@ -46,16 +46,25 @@ func loadLoop(workers, maxEach int, until time.Time, one func() attempt) []attem
 	return all
 }
 
-func echoOnce(addr string) attempt {
+// dialAttempt starts an attempt; a nil connection means it ended there.
+func dialAttempt(addr string) (attempt, net.Conn) {
 	a := attempt{start: time.Now()}
 	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
 	a.dialed = time.Now()
 	if err != nil {
 		a.err, a.refused, a.end = err, errors.Is(err, syscall.ECONNREFUSED), time.Now()
+		return a, nil
+	}
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	return a, c
+}
+
+func echoOnce(addr string) attempt {
+	a, c := dialAttempt(addr)
+	if c == nil {
 		return a
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 	msg := bytes.Repeat([]byte{'e'}, 64)
 	if _, err := c.Write(msg); err != nil {
 		a.err, a.end = err, time.Now()
@@ -70,15 +79,11 @@ func echoOnce(addr string) attempt {
 }
 
 func helloOnce(addr string) attempt {
-	a := attempt{start: time.Now()}
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
-	a.dialed = time.Now()
-	if err != nil {
-		a.err, a.refused, a.end = err, errors.Is(err, syscall.ECONNREFUSED), time.Now()
+	a, c := dialAttempt(addr)
+	if c == nil {
 		return a
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 	b, err := io.ReadAll(c)
 	if err != nil || string(b) != "成功连接到服务器 socket message" {
 		a.err = fmt.Errorf("hello: %q, %v", b, err)

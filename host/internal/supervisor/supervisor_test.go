@@ -46,17 +46,16 @@ func roundTrip(t *testing.T, addr, msg string) {
 	}
 }
 
-// A supervised plugin is launched, serves, is restarted after SIGKILL, and is
-// shut down, and nothing of it stays behind: no goroutine in the host, no
-// process, no socket directory.
-func TestSuperviseRestartShutdown(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	runDir := t.TempDir()
-	lc := LaunchConfig{
+// supervised launches the echo plugin as serve does (Probe, listen,
+// Configure) and runs a supervisor over it with cfg, whose Launch and
+// Listener it fills in.
+func supervised(t *testing.T, runDir string, cfg Config) (*Supervisor, string) {
+	t.Helper()
+	cfg.Launch = LaunchConfig{
 		Entry: echoEntry(t), RunDir: runDir, LogLevel: hclog.Warn, StartTimeout: 10 * time.Second,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "echo", Output: io.Discard}),
 	}
-	proc, desc, err := Probe(context.Background(), lc)
+	proc, desc, err := Probe(context.Background(), cfg.Launch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,14 +69,24 @@ func TestSuperviseRestartShutdown(t *testing.T) {
 	if err := proc.Configure(context.Background(), nil, ln.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
+	cfg.Listener = ln
+	s := New(cfg, proc, desc)
+	go s.Run()
+	return s, ln.Addr().String()
+}
+
+// A supervised plugin is launched, serves, is restarted after SIGKILL, and is
+// shut down, and nothing of it stays behind: no goroutine in the host, no
+// process, no socket directory.
+func TestSuperviseRestartShutdown(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	runDir := t.TempDir()
 	changes := make(chan struct{}, 100)
-	s := New(Config{
-		Launch: lc, Listener: ln, BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+	s, addr := supervised(t, runDir, Config{
+		BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond,
 		CrashLimit: 3, CrashWindow: time.Minute,
 		OnChange: func() { changes <- struct{}{} },
-	}, proc, desc)
-	go s.Run()
-	addr := ln.Addr().String()
+	})
 	roundTrip(t, addr, "first")
 
 	first := s.Status().Pid
@@ -119,24 +128,8 @@ func TestSuperviseRestartShutdown(t *testing.T) {
 // its listener.
 func TestCrashLoopFails(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	lc := LaunchConfig{
-		Entry: echoEntry(t), RunDir: t.TempDir(), LogLevel: hclog.Warn, StartTimeout: 10 * time.Second,
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "echo", Output: io.Discard}),
-	}
-	proc, desc, err := Probe(context.Background(), lc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := listen.ListenTCP("127.0.0.1:0", 128)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proc.Configure(context.Background(), nil, ln.Addr().String()); err != nil {
-		t.Fatal(err)
-	}
-	s := New(Config{Launch: lc, Listener: ln, BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond,
-		CrashLimit: 2, CrashWindow: time.Minute}, proc, desc)
-	go s.Run()
+	s, addr := supervised(t, t.TempDir(), Config{BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+		CrashLimit: 2, CrashWindow: time.Minute})
 	for kill := 1; kill <= 2; kill++ {
 		pid := s.Status().Pid
 		deadline := time.Now().Add(10 * time.Second)
@@ -161,7 +154,7 @@ func TestCrashLoopFails(t *testing.T) {
 	if st.State != Failed || st.Error != "crashed 2 times within 1m0s; last: signal: killed" {
 		t.Fatalf("status: %+v", st)
 	}
-	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Fatal("a failed plugin's listener still accepts")
 	}
 	s.Shutdown(time.Second)
@@ -191,24 +184,8 @@ func TestProbeRefusesMisnamedBinary(t *testing.T) {
 // spare follows, and shutdown leaves neither behind.
 func TestStandbyTakesOver(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	lc := LaunchConfig{
-		Entry: echoEntry(t), RunDir: t.TempDir(), LogLevel: hclog.Warn, StartTimeout: 10 * time.Second,
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "echo", Output: io.Discard}),
-	}
-	proc, desc, err := Probe(context.Background(), lc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := listen.ListenTCP("127.0.0.1:0", 128)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proc.Configure(context.Background(), nil, ln.Addr().String()); err != nil {
-		t.Fatal(err)
-	}
-	s := New(Config{Launch: lc, Listener: ln, BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond,
-		CrashLimit: 5, CrashWindow: time.Minute, Standby: true}, proc, desc)
-	go s.Run()
+	s, addr := supervised(t, t.TempDir(), Config{BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+		CrashLimit: 5, CrashWindow: time.Minute, Standby: true})
 	waitStatus := func(what string, ok func(Status) bool) Status {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -225,7 +202,7 @@ func TestStandbyTakesOver(t *testing.T) {
 	}
 	st := waitStatus("a standby", func(st Status) bool { return st.StandbyPid != 0 })
 	first, spare := st.Pid, st.StandbyPid
-	roundTrip(t, ln.Addr().String(), "first")
+	roundTrip(t, addr, "first")
 	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +210,7 @@ func TestStandbyTakesOver(t *testing.T) {
 	if st.Restarts != 1 || st.State != Running {
 		t.Fatalf("after the kill: %+v", st)
 	}
-	roundTrip(t, ln.Addr().String(), "second")
+	roundTrip(t, addr, "second")
 	st = waitStatus("a new standby", func(st Status) bool { return st.StandbyPid != 0 && st.StandbyPid != spare })
 	third := st.StandbyPid
 	s.Shutdown(time.Second)
