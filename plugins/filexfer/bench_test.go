@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"crypto/sha256"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sockplay/sockplay/internal/e2e"
 )
 
 // The benchmarks move a 1 GiB file over loopback, through the filexfer
@@ -25,6 +28,22 @@ import (
 // FILEXFER_BENCH_DIR puts the files elsewhere than the test's temporary
 // directory (say /dev/shm, to take the disk out of the comparison).
 const benchSize = 1 << 30
+
+var throughHost = flag.Bool("filexfer.host", false,
+	"serve the sockplay side through the real host (sockplay serve, the plugin binary) instead of sdktest; "+
+		"the CPU figures then count only this process, the client")
+
+// sockplayAddr serves dir with the filexfer protocol, through sdktest or, with
+// -filexfer.host, through the real host, and returns the address.
+func sockplayAddr(b *testing.B, dir string, writable bool) string {
+	b.Helper()
+	if !*throughHost {
+		return start(b, map[string]string{"root": dir, "writable": fmt.Sprint(writable)}, testHooks{}).Addr
+	}
+	h := e2e.Start(b, e2e.Config{Enable: []string{"filexfer"},
+		Args: []string{"--set", "filexfer.root=" + dir, "--set", fmt.Sprintf("filexfer.writable=%v", writable)}})
+	return h.Addr("filexfer")
+}
 
 // benchDir returns a directory holding a 1 GiB file of random bytes, "src".
 func benchDir(b *testing.B) string {
@@ -103,8 +122,8 @@ func BenchmarkDownload(b *testing.B) {
 		defer f.Close()
 		_, _ = io.Copy(c, f) // sendfile
 	})
-	in := start(b, map[string]string{"root": dir}, testHooks{})
-	sum := protocolSum(b, in.Addr, "src") // hashes the file once; GET then finds it cached
+	addr := sockplayAddr(b, dir, false)
+	sum := protocolSum(b, addr, "src") // hashes the file once; GET then finds it cached
 	var p pair
 	for b.Loop() {
 		measure(&p.direct, &p.directCPU, func() {
@@ -115,7 +134,7 @@ func BenchmarkDownload(b *testing.B) {
 			}
 		})
 		measure(&p.sockplay, &p.sockplayCPU, func() {
-			c := dialBench(b, in.Addr)
+			c := dialBench(b, addr)
 			defer c.Close()
 			br := bufio.NewReaderSize(c, MaxLine)
 			if _, err := io.WriteString(c, "GET 0 src\n"); err != nil {
@@ -212,7 +231,7 @@ func BenchmarkUpload(b *testing.B) {
 		f.Close()
 		_, _ = c.Write([]byte{'k'})
 	})
-	in := start(b, map[string]string{"root": dir, "writable": "true"}, testHooks{})
+	addr := sockplayAddr(b, dir, true)
 	sum := fileSum(b, src) // the client's hashing is not the transfer
 	var p pair
 	for b.Loop() {
@@ -233,7 +252,7 @@ func BenchmarkUpload(b *testing.B) {
 		// gives both servers recycled pages.
 		_ = os.Remove(filepath.Join(dir, "up"))
 		measure(&p.sockplay, &p.sockplayCPU, func() {
-			c := dialBench(b, in.Addr)
+			c := dialBench(b, addr)
 			defer c.Close()
 			br := bufio.NewReaderSize(c, MaxLine)
 			if _, err := fmt.Fprintf(c, "PUT %d %s up\n", benchSize, sum); err != nil {
