@@ -204,17 +204,7 @@ func ListenUDP(addr string, readBuf, writeBuf int) (*Shared, error) {
 			return nil, fmt.Errorf("UDP write buffer %d: %w", writeBuf, err)
 		}
 	}
-	rc, err := u.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	fd, derr := -1, error(nil)
-	if err := rc.Control(func(s uintptr) {
-		fd, derr = unixDupCloexec(int(s))
-	}); err != nil || derr != nil {
-		return nil, fmt.Errorf("UDP socket: %w", errors.Join(err, derr))
-	}
-	return &Shared{fd: fd, addr: u.LocalAddr(), kind: fdpass.Packet}, nil
+	return share(u, fdpass.Packet, u.LocalAddr(), nil)
 }
 
 // ListenTCPShared binds a TCP listener with the given backlog whose
@@ -228,19 +218,31 @@ func ListenTCPShared(addr string, backlog int) (*Shared, error) {
 		return nil, err
 	}
 	defer ln.Close() // deregisters it from the poller; the duplicate stays
-	rc, err := ln.(*net.TCPListener).SyscallConn()
+	return share(ln.(*net.TCPListener), fdpass.Listener, ln.Addr(), func(fd int) error {
+		return syscall.Listen(fd, backlog) // Go listens with somaxconn
+	})
+}
+
+// share duplicates sc's descriptor into a Shared of the given kind, after
+// prepare (if any) has run on it. The caller closes sc, which takes the
+// original out of the runtime poller; the duplicate is never in it.
+func share(sc syscall.Conn, kind fdpass.Kind, addr net.Addr, prepare func(fd int) error) (*Shared, error) {
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
 	fd, derr := -1, error(nil)
 	if err := rc.Control(func(s uintptr) {
-		if derr = syscall.Listen(int(s), backlog); derr == nil {
-			fd, derr = unixDupCloexec(int(s))
+		if prepare != nil {
+			if derr = prepare(int(s)); derr != nil {
+				return
+			}
 		}
+		fd, derr = unixDupCloexec(int(s))
 	}); err != nil || derr != nil {
-		return nil, fmt.Errorf("TCP listener: %w", errors.Join(err, derr))
+		return nil, fmt.Errorf("share %s socket: %w", addr.Network(), errors.Join(err, derr))
 	}
-	return &Shared{fd: fd, addr: ln.Addr(), kind: fdpass.Listener}, nil
+	return &Shared{fd: fd, addr: addr, kind: kind}, nil
 }
 
 func unixDupCloexec(fd int) (int, error) {

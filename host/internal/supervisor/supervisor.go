@@ -151,7 +151,7 @@ func (s *Supervisor) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{
-		Name: s.desc.GetName(), Version: s.desc.GetVersion(), Transport: transportName(s.desc.GetTransport()),
+		Name: s.desc.GetName(), Version: s.desc.GetVersion(), Transport: TransportName(s.desc.GetTransport()),
 		Addr: s.cfg.Listener.Addr().String(), State: s.state, Restarts: s.restarts, LastExit: s.lastExit, Error: s.err,
 	}
 	if s.proc != nil && s.state == Running {
@@ -385,7 +385,7 @@ func (s *Supervisor) launch() (*Process, error) {
 	}
 	if d.GetTransport() != s.desc.GetTransport() {
 		proc.Kill()
-		return nil, fmt.Errorf("transport changed from %s to %s", transportName(s.desc.GetTransport()), transportName(d.GetTransport()))
+		return nil, fmt.Errorf("transport changed from %s to %s", TransportName(s.desc.GetTransport()), TransportName(d.GetTransport()))
 	}
 	if err := proc.Configure(s.ctx, s.cfg.Options, s.cfg.Listener.Addr().String()); err != nil {
 		proc.Kill()
@@ -461,7 +461,8 @@ func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * f)
 }
 
-func transportName(t protocol.Transport) string {
+// TransportName is the lower-case name of a transport.
+func TransportName(t protocol.Transport) string {
 	switch t {
 	case protocol.Transport_TRANSPORT_TCP:
 		return "tcp"
@@ -470,9 +471,6 @@ func transportName(t protocol.Transport) string {
 	}
 	return "unknown"
 }
-
-// TransportName is the lower-case name of a transport.
-func TransportName(t protocol.Transport) string { return transportName(t) }
 
 // rpcMessage reduces a gRPC error to its message.
 func rpcMessage(err error) string {
