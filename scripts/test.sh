@@ -11,6 +11,12 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "== go vet"
 go vet ./...
 
+echo "== the SDK, sdktest, plugins and examples build for macOS and Windows"
+for os in darwin windows; do
+	GOOS=$os go build ./sdk/... ./plugins/... ./examples/...
+	GOOS=$os go vet ./sdk/... ./plugins/... ./examples/...
+done
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go') | grep -v '\.pb\.go$' || true)
 if [ -n "$unformatted" ]; then

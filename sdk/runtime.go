@@ -5,11 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -17,18 +13,15 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/sockplay/sockplay/internal/fdpass"
 	"github.com/sockplay/sockplay/sdk/protocol"
+	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
 )
-
-// LogLevelEnv carries the host's log level to its plugins.
-const LogLevelEnv = "SOCKPLAY_LOG_LEVEL"
 
 // servePlugin is Main when the host started the binary: it serves the control
 // service through go-plugin and the connections handed over on the handoff
 // socket, until the host stops it or goes away.
 func servePlugin(p *Plugin) int {
-	level := hclog.LevelFromString(os.Getenv(LogLevelEnv))
+	level := hclog.LevelFromString(os.Getenv(protocol.LogLevelEnv))
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
@@ -38,22 +31,10 @@ func servePlugin(p *Plugin) int {
 	log := hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: level})
 	rt := &runtime{p: p, log: log, configured: make(chan struct{})}
 
-	if fdStr := os.Getenv(protocol.HandoffFDEnv); fdStr != "" {
-		fd, err := strconv.Atoi(fdStr)
-		if err != nil {
-			log.Error("bad handoff descriptor", "env", protocol.HandoffFDEnv, "value", fdStr)
-			return 1
-		}
-		f := os.NewFile(uintptr(fd), "handoff")
-		c, err := fdpass.FileConn(f)
-		f.Close()
-		if err != nil {
-			log.Error("handoff socket", "error", err)
-			return 1
-		}
-		go rt.receive(fdpass.NewReceiver(c))
+	if err := startHandoff(rt); err != nil {
+		log.Error("handoff socket", "error", err)
+		return 1
 	}
-	go watchParent()
 
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  protocol.Handshake,
@@ -88,6 +69,7 @@ func (rt *runtime) Describe(context.Context, *protocol.DescribeRequest) (*protoc
 		Summary:     p.Summary,
 		Transport:   transportToProto(p.Transport),
 		DefaultAddr: p.DefaultAddr,
+		Features:    features(),
 	}
 	for _, o := range p.Options {
 		d.Options = append(d.Options, &protocol.Option{Name: o.Name, Default: o.Default, Help: o.Help})
@@ -168,32 +150,6 @@ func (rt *runtime) servers() (*Server, *PacketServer) {
 	return rt.srv, rt.psrv
 }
 
-// receive serves what the host hands over until the host closes its end,
-// which means it is gone: then the plugin exits with everything it started.
-func (rt *runtime) receive(r *fdpass.Receiver) {
-	for {
-		batch, err := r.Recv()
-		if err != nil {
-			var ne net.Error
-			if errors.Is(err, fdpass.ErrShortMessage) || errors.Is(err, fdpass.ErrBadVersion) ||
-				errors.Is(err, fdpass.ErrTruncated) || errors.Is(err, fdpass.ErrCountMismatch) {
-				rt.log.Error("bad handoff message", "error", err)
-				continue
-			}
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			hostGone()
-			return
-		}
-		<-rt.configured
-		srv, psrv := rt.servers()
-		for _, h := range batch {
-			rt.accept(srv, psrv, h)
-		}
-	}
-}
-
 func (rt *runtime) accept(srv *Server, psrv *PacketServer, h fdpass.Handoff) {
 	defer h.File.Close()
 	switch {
@@ -228,43 +184,9 @@ func (rt *runtime) accept(srv *Server, psrv *PacketServer, h fdpass.Handoff) {
 	}
 }
 
-// watchParent is the fallback watchdog for a plugin that has no handoff socket:
-// when the host dies the plugin is re-parented, and it exits.
-func watchParent() {
-	parent := os.Getppid()
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for range t.C {
-		if os.Getppid() != parent {
-			hostGone()
-			return
-		}
-	}
-}
-
-// hostGone ends the plugin and everything it started: the host starts each
-// plugin as the leader of its own process group, so killing the group takes
-// the plugin's children too.
-func hostGone() {
-	removeSocketDir()
-	// Nothing is logged: the host read our stderr, and a write to it now could
-	// end the process with SIGPIPE before the group is killed.
-	if pid := os.Getpid(); syscall.Getpgrp() == pid {
-		_ = syscall.Kill(-pid, syscall.SIGKILL) // the plugin and all it started
-	}
-	os.Exit(1)
-}
-
-// removeSocketDir removes the directory the host made for this process's
-// go-plugin socket, and the host's run directory once it is empty: a host
-// killed with SIGKILL cannot.
-func removeSocketDir() {
-	dir := os.Getenv(plugin.EnvUnixSocketDir)
-	if dir == "" || !strings.HasPrefix(filepath.Base(filepath.Dir(dir)), "sockplay-") {
-		return
-	}
-	_ = os.RemoveAll(dir)
-	_ = os.Remove(filepath.Dir(dir)) // fails while other plugins' directories are there
+// features lists the optional parts of the contract this SDK implements.
+func features() []string {
+	return []string{protocol.FeatureListener}
 }
 
 func transportToProto(t Transport) protocol.Transport {

@@ -316,7 +316,7 @@ func (h *Host) cleanup() {
 	}
 	if left := WaitGone(pids, 3*time.Second); len(left) > 0 {
 		for _, pid := range left {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			killPid(pid)
 		}
 		h.t.Errorf("e2e: processes outlived the host by 3 s: %v\nhost log:\n%s", left, h.stderr)
 	}
@@ -340,7 +340,7 @@ func RunBinary(t testing.TB, name string, stdin []byte, args ...string) (stdout,
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	cmd.Stdin = bytes.NewReader(stdin)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = ownGroup()
 	err := cmd.Run()
 	code = cmd.ProcessState.ExitCode()
 	if ctx.Err() != nil {

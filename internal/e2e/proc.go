@@ -5,7 +5,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -42,7 +41,7 @@ func Descendants(pid int) []int {
 
 // Alive reports whether pid runs (a zombie does not count).
 func Alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
+	if !signalable(pid) {
 		return false
 	}
 	return !isZombie(pid)

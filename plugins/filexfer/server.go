@@ -603,15 +603,6 @@ type sumKey struct {
 
 const maxSums = 4096
 
-func keyOf(st fs.FileInfo) (sumKey, bool) {
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
-		return sumKey{}, false
-	}
-	return sumKey{dev: uint64(sys.Dev), ino: sys.Ino, size: st.Size(),
-		mtime: sys.Mtim.Nano(), ctime: sys.Ctim.Nano()}, true
-}
-
 // get returns the SHA-256 of the open file f, whose stat is st.
 func (c *sumCache) get(f *os.File, st fs.FileInfo) (string, error) {
 	k, ok := keyOf(st)

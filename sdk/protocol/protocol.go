@@ -11,6 +11,7 @@ package protocol
 
 import (
 	"context"
+	"slices"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -63,4 +64,31 @@ func PluginSet(impl ControlServer) map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
 		Version: {PluginKey: &GRPCPlugin{Impl: impl}},
 	}
+}
+
+// LogLevelEnv carries the host's log level (trace, debug, info, warn, error)
+// to its plugins.
+const LogLevelEnv = "SOCKPLAY_LOG_LEVEL"
+
+// Features a plugin may list in Description.features: the optional parts of
+// the contract it implements (SPEC.md, "Features").
+const (
+	// FeatureEvents: the plugin serves the Events stream.
+	FeatureEvents = "events"
+	// FeatureTrace: the plugin honours ConfigureRequest.trace_bytes.
+	FeatureTrace = "trace"
+	// FeatureRules: the plugin enforces ConfigureRequest.rules and serves
+	// SetRules.
+	FeatureRules = "rules"
+	// FeatureListener: the plugin takes a listening TCP socket (descriptor
+	// kind 'L') and accepts on it itself.
+	FeatureListener = "listener"
+	// FeatureHandoffAck: the plugin answers each batch of connections with
+	// the ids it took and those it could not (sdk/protocol/fdpass).
+	FeatureHandoffAck = "handoff-ack"
+)
+
+// HasFeature reports whether d lists feature f.
+func HasFeature(d *Description, f string) bool {
+	return slices.Contains(d.GetFeatures(), f)
 }

@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sockplay/sockplay/internal/fdpass"
+	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
 )
 
 // Sink takes descriptors: a plugin process's end of the handoff socket.

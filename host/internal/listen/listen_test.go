@@ -18,7 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sockplay/sockplay/host/internal/listen"
-	"github.com/sockplay/sockplay/internal/fdpass"
+	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

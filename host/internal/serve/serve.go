@@ -181,7 +181,8 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 	}
 	var ln supervisor.Listener
 	switch t := desc.GetTransport(); {
-	case t == protocol.Transport_TRANSPORT_TCP && h.cfg.Handoff == config.HandoffListener:
+	case t == protocol.Transport_TRANSPORT_TCP && h.cfg.Handoff == config.HandoffListener &&
+		protocol.HasFeature(desc, protocol.FeatureListener):
 		ln, err = listen.ListenTCPShared(addr, h.cfg.Backlog)
 	case t == protocol.Transport_TRANSPORT_TCP:
 		ln, err = listen.ListenTCP(addr, h.cfg.Backlog)

@@ -20,9 +20,8 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/sockplay/sockplay/host/internal/catalog"
-	"github.com/sockplay/sockplay/internal/fdpass"
-	"github.com/sockplay/sockplay/sdk"
 	"github.com/sockplay/sockplay/sdk/protocol"
+	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
 )
 
 // Process is one running plugin process: its go-plugin client, its control
@@ -77,7 +76,7 @@ func Launch(lc LaunchConfig) (*Process, error) {
 	cmd.ExtraFiles = []*os.File{childEnd} // fd 3
 	cmd.Env = append(os.Environ(),
 		protocol.HandoffFDEnv+"=3",
-		sdk.LogLevelEnv+"="+lc.LogLevel.String(),
+		protocol.LogLevelEnv+"="+lc.LogLevel.String(),
 		plugin.EnvUnixSocketDir+"="+sockDir,
 	)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package fdpass_test
 
 import (
@@ -17,7 +19,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sockplay/sockplay/internal/fdpass"
+	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
