@@ -25,6 +25,17 @@
 // closes that connection only. The handler's context is cancelled when the
 // host asks the plugin to drain.
 //
+// When a handler returns, the SDK closes its connection the orderly way, so
+// that no handler turns a close into a reset because the client sent bytes
+// it did not read: it half-closes (FIN), reads and discards what the client
+// still sends until the client closes too, for at most LingerTimeout (1 s)
+// and LingerBytes (4 MiB), and then closes. This is the lingering close of
+// Apache httpd and net/http; a handler needs no code of its own for it.
+//
+// A plugin that accepts itself (Server.Serve, the host's --handoff listener)
+// retries temporary accept errors such as EMFILE with a back-off of 5 ms
+// doubling to 1 s, as net/http does, and logs them at most once a second.
+//
 // Run by hand, the same binary is the protocol's client: Main runs
 // Plugin.Client with the command-line arguments, and answers --help and
 // --version itself.

@@ -55,7 +55,7 @@ func ExampleServer() {
 	// reply: hello
 	// forced: 0
 	// serve: sdk: server closed
-	// stats: {Active:0 Total:1 Panics:0}
+	// stats: {Active:0 Total:1 Panics:0 AcceptErrors:0}
 }
 
 // DatagramFunc is the request/reply case of a UDP plugin: return the reply,

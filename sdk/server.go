@@ -3,10 +3,13 @@ package sdk
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -25,16 +28,44 @@ type Server struct {
 	ctx    context.Context // handlers' context, cancelled by Shutdown
 	cancel context.CancelFunc
 
+	// lingerTimeout and lingerBytes bound the lingering close (see
+	// closeConn); a zero lingerTimeout closes at once. Tests change them.
+	lingerTimeout time.Duration
+	lingerBytes   int64
+
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	conns  map[net.Conn]bool // true while the conn lingers
 	closed bool
 	wg     sync.WaitGroup
 
-	nextID atomic.Uint64
-	active atomic.Int64
-	total  atomic.Uint64
-	panics atomic.Uint64
+	acceptLog LogLimiter
+
+	nextID       atomic.Uint64
+	active       atomic.Int64
+	total        atomic.Uint64
+	panics       atomic.Uint64
+	acceptErrors atomic.Uint64
 }
+
+// The bounds of the lingering close that ends every connection: after its
+// handler returns, the Server half-closes the connection (FIN) and reads and
+// discards what the client still sends, until the client closes its side,
+// LingerTimeout passes or LingerBytes have been read, and only then closes it.
+// Closing a socket whose receive queue holds unread bytes makes the kernel
+// send a reset (RST) instead of an orderly FIN (RFC 1122, 4.2.2.13), and a
+// reset can destroy the reply the client has not read yet.
+//
+// This is Apache httpd's lingering close (ap_lingering_close in
+// server/connection.c: shutdown(SHUT_WR), then read until EOF, each read
+// waiting at most SECONDS_TO_LINGER, 2 s) and net/http's closeWriteAndWait.
+// LingerTimeout is shorter than Apache's, since a client that never closes
+// holds a goroutine and a descriptor that long; LingerBytes caps the CPU a
+// client that streams can make one closing connection cost (reading 4 MiB
+// on loopback takes about a millisecond).
+const (
+	LingerTimeout = time.Second
+	LingerBytes   = 4 << 20
+)
 
 // NewServer returns a Server that runs h, logging to log.
 func NewServer(h Handler, log hclog.Logger) *Server {
@@ -42,7 +73,8 @@ func NewServer(h Handler, log hclog.Logger) *Server {
 		log = hclog.NewNullLogger()
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), logKey{}, log))
-	return &Server{handler: h, log: log, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+	return &Server{handler: h, log: log, ctx: ctx, cancel: cancel, conns: map[net.Conn]bool{},
+		lingerTimeout: LingerTimeout, lingerBytes: LingerBytes}
 }
 
 // ServeConn serves c on a new goroutine and returns at once. After Shutdown
@@ -54,7 +86,7 @@ func (s *Server) ServeConn(c net.Conn) {
 		c.Close()
 		return
 	}
-	s.conns[c] = struct{}{}
+	s.conns[c] = false
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.active.Add(1)
@@ -64,50 +96,182 @@ func (s *Server) ServeConn(c net.Conn) {
 
 func (s *Server) run(id uint64, c net.Conn) {
 	defer s.wg.Done()
+	defer s.closeConn(c)
 	defer func() {
 		if r := recover(); r != nil {
 			s.panics.Add(1)
 			s.log.Error("handler panic; closing its connection", "conn", id, "peer", addrString(c.RemoteAddr()),
 				"panic", r, "stack", string(debug.Stack()))
 		}
+	}()
+	s.handler.ServeConn(s.ctx, c)
+}
+
+// closeConn ends a connection whose handler returned, with a lingering close
+// (see LingerTimeout) unless Shutdown has begun: then the connection closes
+// at once, and Shutdown cuts short the lingering ones.
+func (s *Server) closeConn(c net.Conn) {
+	defer func() {
 		c.Close()
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 		s.active.Add(-1)
 	}()
-	s.handler.ServeConn(s.ctx, c)
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || s.lingerTimeout <= 0 {
+		return
+	}
+	// It fails when the handler closed c, or when the client reset it.
+	if cw.CloseWrite() != nil {
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	// Under the lock, so that Shutdown's earlier deadline is never overwritten.
+	_ = c.SetReadDeadline(time.Now().Add(s.lingerTimeout))
+	s.conns[c] = true
+	s.mu.Unlock()
+	_, _ = io.CopyN(io.Discard, c, s.lingerBytes)
 }
+
+// The accept loop's back-off after a temporary error, as net/http's
+// Server.Serve: 5 ms, doubling up to 1 s.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
 
 // Serve accepts connections on l and serves each until l fails or Shutdown
 // is called, when it returns ErrServerClosed. Serve closes l.
+//
+// A temporary accept error (see TemporaryAcceptError), such as EMFILE when the
+// process is at its open-file limit, does not end Serve: it waits 5 ms,
+// doubling up to 1 s while the errors go on, and tries again, as net/http's
+// Server.Serve does. The connection that could not be accepted waits in the
+// kernel's backlog meanwhile. The errors are logged at WARN at most once a
+// second (LogLimiter), each line with the count of lines suppressed before it.
 func (s *Server) Serve(l net.Listener) error {
 	stop := context.AfterFunc(s.ctx, func() { l.Close() })
 	defer stop()
 	defer l.Close()
+	var delay time.Duration
+	failures := 0 // in a row
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if !TemporaryAcceptError(err) {
+				return err
 			}
-			return err
+			s.acceptErrors.Add(1)
+			failures++
+			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			if ok, suppressed := s.acceptLog.Allow(time.Now()); ok {
+				s.log.Warn("accept failed; retrying", "error", err, "retry_in", delay.String(),
+					"failures", failures, "suppressed", suppressed)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return ErrServerClosed
+			}
+			continue
+		}
+		if failures > 0 {
+			if ok, suppressed := s.acceptLog.Allow(time.Now()); ok {
+				s.log.Info("accepting again", "failures", failures, "suppressed", suppressed)
+			}
+			failures, delay = 0, 0
 		}
 		s.ServeConn(c)
 	}
 }
 
+// TemporaryAcceptError reports whether err, returned by a listener's Accept,
+// is one the listener recovers from, so that the accept loop should wait and
+// try again rather than stop: a deadline, the process or the system out of
+// descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), a connection that
+// was aborted or reset before it was accepted (ECONNABORTED, ECONNRESET),
+// EINTR and EAGAIN, a firewall refusing it (EPERM), and the network errors
+// that Linux passes on from the new connection, which accept(2) says to
+// treat like EAGAIN (ENETDOWN, EPROTO, ENOPROTOOPT, EHOSTDOWN, EHOSTUNREACH,
+// EOPNOTSUPP, ENETUNREACH). net/http retries the same through
+// net.Error.Temporary, which misses ENOBUFS and ENOMEM.
+func TemporaryAcceptError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR, syscall.EAGAIN, syscall.EPERM,
+		syscall.ENETDOWN, syscall.EPROTO, syscall.ENOPROTOOPT, syscall.EHOSTDOWN, syscall.EHOSTUNREACH,
+		syscall.EOPNOTSUPP, syscall.ENETUNREACH, syscall.ETIMEDOUT:
+		return true
+	}
+	return false
+}
+
+// LogLimiter lets a repeated log line through at most once per Every (1 s
+// when zero) and counts the ones it holds back, so that an error that
+// recurs thousands of times a second costs one line a second, each saying
+// how many were suppressed before it:
+//
+//	if ok, suppressed := lim.Allow(time.Now()); ok {
+//		log.Warn("accept failed", "error", err, "suppressed", suppressed)
+//	}
+//
+// Its zero value is ready to use; it is safe for concurrent use.
+type LogLimiter struct {
+	Every time.Duration
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// Allow reports whether a line may be logged at now, and if so how many
+// were held back since the last one it let through.
+func (l *LogLimiter) Allow(now time.Time) (ok bool, suppressed int) {
+	every := l.Every
+	if every <= 0 {
+		every = time.Second
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < every {
+		l.suppressed++
+		return false, 0
+	}
+	l.last = now
+	suppressed, l.suppressed = l.suppressed, 0
+	return true, suppressed
+}
+
 // Shutdown drains: it cancels the handlers' context, refuses new connections,
 // waits until every handler has returned or ctx is done, and then closes the
 // connections still open and waits for their handlers. It returns how many it
-// had to close.
+// had to close. Once Shutdown has begun, connections close without lingering.
 func (s *Server) Shutdown(ctx context.Context) int {
 	s.mu.Lock()
 	s.closed = true
+	for c, lingering := range s.conns {
+		if lingering {
+			_ = c.SetReadDeadline(time.Now())
+		}
+	}
 	s.mu.Unlock()
 	s.cancel()
 	done := make(chan struct{})
@@ -127,16 +291,19 @@ func (s *Server) Shutdown(ctx context.Context) int {
 	return forced
 }
 
-// Stats are a server's counters.
+// Stats are a server's counters. Active counts the connections whose
+// handler runs or that linger before closing.
 type Stats struct {
-	Active int64
-	Total  uint64
-	Panics uint64
+	Active       int64
+	Total        uint64
+	Panics       uint64
+	AcceptErrors uint64 // temporary accept errors Serve retried
 }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
-	return Stats{Active: s.active.Load(), Total: s.total.Load(), Panics: s.panics.Load()}
+	return Stats{Active: s.active.Load(), Total: s.total.Load(), Panics: s.panics.Load(),
+		AcceptErrors: s.acceptErrors.Load()}
 }
 
 func addrString(a net.Addr) string {
