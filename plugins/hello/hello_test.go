@@ -48,3 +48,21 @@ func TestClient(t *testing.T) {
 		t.Fatalf("bad arguments: exit %d, want 2", code)
 	}
 }
+
+// TestSpeakFirstClient: a client that sends before it reads (a probe, a
+// health checker) gets the greeting and then end of file, never a reset,
+// although the handler reads nothing: the SDK's lingering close drains it.
+func TestSpeakFirstClient(t *testing.T) {
+	in := sdktest.Start(t, Plugin(), nil)
+	for i := range 5 {
+		c := in.Dial(t)
+		if _, err := io.WriteString(c, "hello server\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != DefaultGreeting {
+			t.Fatalf("connection %d: %q, %v; want the greeting and end of file", i, got, err)
+		}
+		c.Close()
+	}
+}
