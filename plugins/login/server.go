@@ -29,8 +29,8 @@ const writeTimeout = 10 * time.Second
 // one whole request in message mode, the tutorial's "one send is one
 // message", answered with "success" or "fail" and nothing more — unless the
 // read filled the buffer, when they are kept and completed by the next read.
-// A request longer than maxRequest gets fail and the connection is closed,
-// after the rest of the client's bytes are drained for up to a second.
+// A request longer than maxRequest gets fail and the connection is closed
+// (by the SDK, which drains the rest of the client's bytes first).
 type server struct {
 	cfg      config
 	log      hclog.Logger
@@ -204,8 +204,9 @@ func (s *server) attempt(ctx context.Context, peer, src, name, password string) 
 }
 
 // oversize answers a request over maxRequest with fail and ends the
-// connection. It drains what the client still sends first: closing a socket
-// with unread bytes sends a reset, which could destroy the reply.
+// connection. The SDK's lingering close then drains what the client still
+// sends (sdk.LingerTimeout, sdk.LingerBytes), so that a reset does not
+// destroy the reply.
 func (s *server) oversize(c net.Conn, peer string, line bool) {
 	s.log.Warn("request too large; closing the connection", "peer", peer, "limit", s.cfg.maxRequest)
 	reply := replyFail
@@ -213,14 +214,7 @@ func (s *server) oversize(c net.Conn, peer string, line bool) {
 		reply = []byte("fail\n")
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := c.Write(reply); err != nil {
-		return
-	}
-	if tc, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = tc.CloseWrite()
-	}
-	_ = c.SetReadDeadline(time.Now().Add(time.Second))
-	_, _ = io.Copy(io.Discard, io.LimitReader(c, 16<<20))
+	_, _ = c.Write(reply)
 }
 
 // sleep waits d or until ctx is done, and reports whether d passed.
