@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/sockplay/sockplay/sdk"
 )
@@ -127,42 +130,47 @@ func ExamplePlugin_Config() {
 }
 
 // RunClient is what a plugin binary run by hand does; tests call it to run
-// the client in-process. A Client returns ErrUsage for a bad command line.
+// the client in-process. A command's Run returns (or wraps) ErrUsage for a
+// bad command line.
 func ExampleRunClient() {
+	var loud bool
 	p := sdk.Plugin{
 		Name:        "greeter",
 		Version:     "1.0.0",
 		Summary:     "greets",
 		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:12399",
-		Usage:       "hello NAME   print a greeting",
-		Client: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
-			if len(args) != 2 || args[0] != "hello" {
-				return fmt.Errorf("%w: hello needs a NAME", sdk.ErrUsage)
-			}
-			fmt.Fprintf(stdio.Out, "hello, %s\n", args[1])
-			return nil
+		TCP: func(sdk.Config) (sdk.Handler, error) {
+			return sdk.HandlerFunc(func(context.Context, net.Conn) {}), nil
 		},
+		Commands: []sdk.Command{{
+			Name: "hello", Args: "NAME", MinArgs: 1, MaxArgs: 1,
+			Summary: "print a greeting",
+			Flags:   func(fs *pflag.FlagSet) { fs.BoolVar(&loud, "loud", false, "shout") },
+			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+				greeting := "hello, " + args[0]
+				if loud {
+					greeting = strings.ToUpper(greeting)
+				}
+				fmt.Fprintln(stdio.Out, greeting)
+				return nil
+			},
+		}},
 	}
 	stdio := sdk.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stdout}
 	ctx := context.Background()
 	fmt.Println("exit", sdk.RunClient(ctx, &p, []string{"--version"}, stdio))
 	fmt.Println("exit", sdk.RunClient(ctx, &p, []string{"hello", "gopher"}, stdio))
+	fmt.Println("exit", sdk.RunClient(ctx, &p, []string{"hello", "gopher", "--loud"}, stdio))
 	fmt.Println("exit", sdk.RunClient(ctx, &p, []string{"hello"}, stdio))
 	// Output:
 	// sockplay-greeter 1.0.0 (sockplay protocol 1)
 	// exit 0
 	// hello, gopher
 	// exit 0
-	// sockplay-greeter: hello needs a NAME
-	// sockplay-greeter 1.0.0: greets
-	//
-	// Run by hand, sockplay-greeter is the greeter client.
-	//
-	// Usage:
-	//   sockplay-greeter hello NAME   print a greeting
-	//   sockplay-greeter --help | --version
-	//
-	// Served by the host (sockplay serve) on TCP 127.0.0.1:12399 by default.
+	// HELLO, GOPHER
+	// exit 0
+	// sockplay-greeter: hello: want NAME
+	// Run 'sockplay-greeter hello --help' for usage.
 	// exit 2
 }

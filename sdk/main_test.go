@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/spf13/pflag"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -23,48 +24,78 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestRunClient(t *testing.T) {
 	type call struct {
+		cmd  string
 		args []string
 		ctx  bool
 	}
-	usageHead := "sockplay-demo 1.2.3: a plugin for the SDK's tests\n"
 	cases := []struct {
 		name       string
-		noClient   bool
+		noCommands bool
 		args       []string
-		clientErr  error
+		runErr     error
 		wantCode   int
 		wantOut    string // exact, or a prefix when it ends in "..."
 		wantErr    string // likewise
-		wantCalled bool
+		wantCall   *call
 	}{
 		{name: "--version", args: []string{"--version"}, wantOut: "sockplay-demo 1.2.3 (sockplay protocol 1)\n"},
 		{name: "-version", args: []string{"-version"}, wantOut: "sockplay-demo 1.2.3 (sockplay protocol 1)\n"},
 		{name: "version", args: []string{"version"}, wantOut: "sockplay-demo 1.2.3 (sockplay protocol 1)\n"},
 		{name: "--help", args: []string{"--help"}, wantOut: usageHead + "..."},
-		{name: "-h", args: []string{"-h", "ignored"}, wantOut: usageHead + "..."},
-		{name: "help without a client", noClient: true, args: []string{"help"}, wantOut: usageHead + "..."},
+		{name: "-help", args: []string{"-help"}, wantOut: usageHead + "..."},
+		{name: "-h", args: []string{"-h"}, wantOut: usageHead + "..."},
+		{name: "help", args: []string{"help"}, wantOut: usageHead + "..."},
+		{name: "command --help", args: []string{"connect", "--help"}, wantOut: "talk to the demo server\n\nUsage:\n  sockplay-demo connect [ADDR] [flags]..."},
+		{name: "help command", args: []string{"help", "ping"}, wantOut: "ping it\n\nUsage:\n  sockplay-demo ping ADDR [flags]..."},
+		{name: "--help after arguments", args: []string{"connect", "127.0.0.1:1", "--help"}, wantOut: "talk to the demo server\n..."},
+		{name: "help without commands", noCommands: true, args: []string{"--help"}, wantOut: usageHead + "\nsockplay-demo has no client commands..."},
 		{name: "no arguments", args: nil, wantCode: 2, wantErr: usageHead + "..."},
-		{name: "no client", noClient: true, args: []string{"connect"}, wantCode: 2, wantErr: usageHead + "..."},
-		{name: "success", args: []string{"connect", "127.0.0.1:1"}, wantCalled: true, wantOut: "ran connect 127.0.0.1:1\n"},
-		{name: "error", args: []string{"connect"}, clientErr: errors.New("dial tcp: connection refused"),
-			wantCalled: true, wantCode: 1, wantOut: "ran connect\n", wantErr: "sockplay-demo: dial tcp: connection refused\n"},
-		{name: "wrapped error", args: []string{"x"}, clientErr: fmt.Errorf("connect: %w", context.Canceled),
-			wantCalled: true, wantCode: 1, wantOut: "ran x\n", wantErr: "sockplay-demo: connect: context canceled\n"},
-		{name: "bare ErrUsage", args: []string{"bogus"}, clientErr: sdk.ErrUsage,
-			wantCalled: true, wantCode: 2, wantOut: "ran bogus\n", wantErr: usageHead + "..."},
-		{name: "ErrUsage with a message", args: []string{"ping"}, clientErr: fmt.Errorf("%w: ping needs ADDR", sdk.ErrUsage),
-			wantCalled: true, wantCode: 2, wantOut: "ran ping\n", wantErr: "sockplay-demo: ping needs ADDR\n" + usageHead + "..."},
+		{name: "no commands", noCommands: true, args: nil, wantCode: 2,
+			wantErr: "sockplay-demo: this plugin has no client commands; it is served by the host (sockplay serve --enable demo)\n"},
+		{name: "unknown command", args: []string{"bogus"}, wantCode: 2, wantErr: "sockplay-demo: unknown command \"bogus\" for \"sockplay-demo\"\nRun 'sockplay-demo --help' for usage.\n"},
+		{name: "success", args: []string{"connect", "127.0.0.1:1"}, wantCall: &call{"connect", []string{"127.0.0.1:1"}, true}, wantOut: "ran connect 127.0.0.1:1\n"},
+		{name: "flag before the argument", args: []string{"connect", "--count", "2", "127.0.0.1:1"},
+			wantCall: &call{"connect", []string{"127.0.0.1:1"}, true}, wantOut: "ran connect 127.0.0.1:1 count=2\n"},
+		{name: "flag after the argument", args: []string{"connect", "127.0.0.1:1", "--count=5"},
+			wantCall: &call{"connect", []string{"127.0.0.1:1"}, true}, wantOut: "ran connect 127.0.0.1:1 count=5\n"},
+		{name: "unknown flag", args: []string{"connect", "--nosuch"}, wantCode: 2,
+			wantErr: "sockplay-demo: unknown flag: --nosuch\nRun 'sockplay-demo connect --help' for usage.\n"},
+		{name: "bad flag value", args: []string{"connect", "--count", "many"}, wantCode: 2,
+			wantErr: "sockplay-demo: invalid argument \"many\" for \"--count\" flag: ..."},
+		{name: "too few arguments", args: []string{"ping"}, wantCode: 2,
+			wantErr: "sockplay-demo: ping: want ADDR\nRun 'sockplay-demo ping --help' for usage.\n"},
+		{name: "too many arguments", args: []string{"connect", "a:1", "b:2"}, wantCode: 2,
+			wantErr: "sockplay-demo: connect: unexpected argument \"b:2\" (want [ADDR])\nRun 'sockplay-demo connect --help' for usage.\n"},
+		{name: "error", args: []string{"connect"}, runErr: errors.New("dial tcp: connection refused"),
+			wantCall: &call{"connect", []string{}, true}, wantCode: 1, wantOut: "ran connect\n", wantErr: "sockplay-demo: dial tcp: connection refused\n"},
+		{name: "wrapped error", args: []string{"ping", "x:1"}, runErr: fmt.Errorf("connect: %w", context.Canceled),
+			wantCall: &call{"ping", []string{"x:1"}, true}, wantCode: 1, wantOut: "ran ping x:1\n", wantErr: "sockplay-demo: connect: context canceled\n"},
+		{name: "bare ErrUsage", args: []string{"ping", "x"}, runErr: sdk.ErrUsage,
+			wantCall: &call{"ping", []string{"x"}, true}, wantCode: 2, wantOut: "ran ping x\n", wantErr: "Run 'sockplay-demo ping --help' for usage.\n"},
+		{name: "ErrUsage with a message", args: []string{"ping", "x"}, runErr: fmt.Errorf("%w: x is not HOST:PORT", sdk.ErrUsage),
+			wantCall: &call{"ping", []string{"x"}, true}, wantCode: 2, wantOut: "ran ping x\n",
+			wantErr: "sockplay-demo: x is not HOST:PORT\nRun 'sockplay-demo ping --help' for usage.\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := demo()
 			var got *call
-			if !tc.noClient {
-				p.Client = func(ctx context.Context, args []string, stdio sdk.Stdio) error {
-					got = &call{args: args, ctx: ctx != nil}
-					fmt.Fprintf(stdio.Out, "ran %s\n", strings.Join(args, " "))
-					return tc.clientErr
+			for i := range p.Commands {
+				name := p.Commands[i].Name
+				count := 1
+				p.Commands[i].Flags = func(fs *pflag.FlagSet) { fs.IntVar(&count, "count", 1, "send it `N` times") }
+				p.Commands[i].Run = func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+					got = &call{cmd: name, args: args, ctx: ctx != nil}
+					line := strings.TrimSpace("ran " + name + " " + strings.Join(args, " "))
+					if count != 1 {
+						line += fmt.Sprintf(" count=%d", count)
+					}
+					fmt.Fprintln(stdio.Out, line)
+					return tc.runErr
 				}
+			}
+			if tc.noCommands {
+				p.Commands = nil
 			}
 			var out, errOut bytes.Buffer
 			code := sdk.RunClient(context.Background(), &p, tc.args, sdk.Stdio{In: strings.NewReader(""), Out: &out, Err: &errOut})
@@ -74,16 +105,18 @@ func TestRunClient(t *testing.T) {
 			matchOutput(t, "stdout", out.String(), tc.wantOut)
 			matchOutput(t, "stderr", errOut.String(), tc.wantErr)
 			switch {
-			case tc.wantCalled && got == nil:
-				t.Error("Client was not called")
-			case !tc.wantCalled && got != nil:
-				t.Errorf("Client was called with %q", got.args)
-			case got != nil && (!slices.Equal(got.args, tc.args) || !got.ctx):
-				t.Errorf("Client got args %q (ctx set: %v), want %q", got.args, got.ctx, tc.args)
+			case tc.wantCall != nil && got == nil:
+				t.Error("Run was not called")
+			case tc.wantCall == nil && got != nil:
+				t.Errorf("Run was called: %+v", got)
+			case got != nil && (got.cmd != tc.wantCall.cmd || !slices.Equal(got.args, tc.wantCall.args) || !got.ctx):
+				t.Errorf("Run got %+v, want %+v", got, tc.wantCall)
 			}
 		})
 	}
 }
+
+const usageHead = "sockplay-demo 1.2.3: a plugin for the SDK's tests\n"
 
 func matchOutput(t *testing.T, stream, got, want string) {
 	t.Helper()
@@ -98,36 +131,46 @@ func matchOutput(t *testing.T, stream, got, want string) {
 	}
 }
 
-// TestUsage compares --help with testdata/usage.golden; go test -update
-// rewrites it.
+// TestUsage compares the help texts with testdata/*.golden; go test -update
+// rewrites them.
 func TestUsage(t *testing.T) {
-	p := demo()
-	var out, errOut bytes.Buffer
-	if code := sdk.RunClient(context.Background(), &p, []string{"--help"}, sdk.Stdio{Out: &out, Err: &errOut}); code != 0 {
-		t.Fatalf("--help: exit %d", code)
-	}
-	golden := filepath.Join("testdata", "usage.golden")
-	if *update {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
+	for _, tc := range []struct {
+		golden string
+		args   []string
+	}{
+		{"usage.golden", []string{"--help"}},
+		{"usage-connect.golden", []string{"connect", "--help"}},
+	} {
+		p := demo()
+		var out, errOut bytes.Buffer
+		if code := sdk.RunClient(context.Background(), &p, tc.args, sdk.Stdio{Out: &out, Err: &errOut}); code != 0 {
+			t.Fatalf("%v: exit %d", tc.args, code)
+		}
+		golden := filepath.Join("testdata", tc.golden)
+		if *update {
+			if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test -update to create it)", err)
+		}
+		if out.String() != string(want) {
+			t.Errorf("%v:\n%s\nwant (%s):\n%s", tc.args, out.String(), golden, want)
+		}
+		if errOut.Len() != 0 {
+			t.Errorf("%v wrote to stderr: %q", tc.args, errOut.String())
 		}
 	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if out.String() != string(want) {
-		t.Errorf("--help:\n%s\nwant (%s):\n%s", out.String(), golden, want)
-	}
-	if errOut.Len() != 0 {
-		t.Errorf("--help wrote to stderr: %q", errOut.String())
-	}
-	// The usage printed on a usage error is the same text, on stderr.
+	// With no command, the same usage goes to stderr, and the exit is 2.
+	p := demo()
 	var stdout, stderr bytes.Buffer
 	if code := sdk.RunClient(context.Background(), &p, nil, sdk.Stdio{Out: &stdout, Err: &stderr}); code != 2 {
 		t.Fatalf("no arguments: exit %d, want 2", code)
 	}
-	if stderr.String() != string(want) || stdout.Len() != 0 {
+	want, _ := os.ReadFile(filepath.Join("testdata", "usage.golden"))
+	if !strings.HasPrefix(stderr.String(), string(want)) || stdout.Len() != 0 {
 		t.Errorf("no arguments: stdout %q, stderr:\n%s\nwant the --help text on stderr only", stdout.String(), stderr.String())
 	}
 }

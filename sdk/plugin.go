@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"context"
-
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -40,8 +38,8 @@ type Stdio struct {
 	Err io.Writer
 }
 
-// ErrUsage, returned by a Client, makes Main print the usage and exit with
-// status 2.
+// ErrUsage, returned (or wrapped) by a Command's Run, makes the command line
+// print the error and a hint to --help, and exit with status 2.
 var ErrUsage = errors.New("usage")
 
 // Plugin describes a protocol plugin.
@@ -66,12 +64,10 @@ type Plugin struct {
 	// UDP builds the handler of a UDP plugin from its configuration.
 	UDP func(cfg Config) (PacketHandler, error)
 
-	// Usage lists the client's subcommands for --help, one per line, such as
-	// "connect [ADDR]   send stdin lines, print replies".
-	Usage string
-	// Client runs when the binary is started by hand, with the arguments after
-	// the program name. ctx is cancelled on SIGINT or SIGTERM.
-	Client func(ctx context.Context, args []string, stdio Stdio) error
+	// Commands are the client's subcommands, run when the binary is started
+	// by hand (`sockplay-NAME COMMAND ...`). Optional: a plugin without any
+	// says so in its --help, and the host serves it all the same.
+	Commands []Command
 }
 
 var (
@@ -99,6 +95,13 @@ func (p *Plugin) Validate() error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("plugin %s: default address %q: the port must be a number from 0 to 65535", p.Name, p.DefaultAddr)
+	}
+	cmds := map[string]bool{"help": true, "version": true, "completion": true}
+	for _, c := range p.Commands {
+		if !nameRE.MatchString(c.Name) || cmds[c.Name] {
+			return fmt.Errorf("plugin %s: command name %q is invalid, reserved (help, version, completion) or repeated", p.Name, c.Name)
+		}
+		cmds[c.Name] = true
 	}
 	seen := map[string]bool{}
 	for _, o := range p.Options {

@@ -29,7 +29,10 @@ func demo() sdk.Plugin {
 		TCP: func(sdk.Config) (sdk.Handler, error) {
 			return sdk.HandlerFunc(func(context.Context, net.Conn) {}), nil
 		},
-		Usage: "connect [ADDR]   talk to the demo server\nping ADDR        ping it",
+		Commands: []sdk.Command{
+			{Name: "connect", Args: "[ADDR]", MaxArgs: 1, Summary: "talk to the demo server"},
+			{Name: "ping", Args: "ADDR", MinArgs: 1, MaxArgs: 1, Summary: "ping it"},
+		},
 	}
 }
 
@@ -50,6 +53,9 @@ func TestValidate(t *testing.T) {
 
 		{"empty name", func(p *sdk.Plugin) { p.Name = "" }, `plugin name "": want lower case`},
 		{"upper case name", func(p *sdk.Plugin) { p.Name = "Demo" }, `plugin name "Demo"`},
+		{"bad command name", func(p *sdk.Plugin) { p.Commands[0].Name = "Connect" }, `command name "Connect"`},
+		{"reserved command name", func(p *sdk.Plugin) { p.Commands[0].Name = "version" }, `command name "version"`},
+		{"repeated command", func(p *sdk.Plugin) { p.Commands[1].Name = "connect" }, `command name "connect"`},
 		{"name starts with digit", func(p *sdk.Plugin) { p.Name = "1demo" }, `plugin name "1demo"`},
 		{"name with underscore", func(p *sdk.Plugin) { p.Name = "de_mo" }, `plugin name "de_mo"`},
 		{"name too long", func(p *sdk.Plugin) { p.Name = "a" + strings.Repeat("b", 32) }, "plugin name"},

@@ -36,18 +36,19 @@ func Plugin() sdk.Plugin {
 				}
 			}), nil
 		},
-		Usage:  "connect [ADDR]   send stdin lines, print the answers",
-		Client: client, // what `sockplay-upper connect ...` runs when started by hand
+		// Optional: what `sockplay-upper connect ...` runs when started by hand.
+		Commands: []sdk.Command{{
+			Name: "connect", Args: "ADDR", MinArgs: 1, MaxArgs: 1,
+			Summary: "send stdin lines, print the answers",
+			Run:     connect,
+		}},
 	}
 }
 
-// client is `sockplay-upper connect ADDR`: each stdin line goes out, each
+// connect is `sockplay-upper connect ADDR`: each stdin line goes out, each
 // answer is printed.
-func client(_ context.Context, args []string, stdio sdk.Stdio) error {
-	if len(args) != 2 || args[0] != "connect" {
-		return sdk.ErrUsage
-	}
-	c, err := net.Dial("tcp", args[1])
+func connect(ctx context.Context, args []string, stdio sdk.Stdio) error {
+	c, err := sdk.Dial(ctx, "tcp", args[0])
 	if err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func client(_ context.Context, args []string, stdio sdk.Stdio) error {
 		if !out.Scan() {
 			return fmt.Errorf("server closed: %v", out.Err())
 		}
-		fmt.Fprintln(stdio.Out, out.Text())
+		fmt.Fprintln(stdio.Out, sdk.Escape(out.Text()))
 	}
 	return in.Err()
 }

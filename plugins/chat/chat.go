@@ -37,8 +37,7 @@ func Plugin() sdk.Plugin {
 			}
 			return newRoom(c, cfg.Logger), nil
 		},
-		Usage:  "connect [ADDR] [--nick NAME]   join the room: stdin lines are sent, the room is printed (default 127.0.0.1:12346)",
-		Client: client,
+		Commands: []sdk.Command{connectCommand()},
 	}
 }
 

@@ -11,18 +11,46 @@ import (
 	"time"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/spf13/pflag"
 )
 
-// client is `sockplay-chat connect [ADDR] [--nick NAME]`: like the tutorial's
-// threaded client, one goroutine sends stdin's lines while the other prints
-// the room as it comes, so other people's lines appear while you type. It
-// starts by asking for the nick, if given, and the list of who is here (which
-// also brings the server's welcome). The end of stdin or /quit leaves.
-func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
-	addr, nick, err := clientArgs(args)
-	if err != nil {
-		return err
+// connectCommand is `sockplay-chat connect [ADDR] [--nick NAME]`: like the
+// tutorial's threaded client, one goroutine sends stdin's lines while the
+// other prints the room as it comes, so other people's lines appear while you
+// type. It starts by asking for the nick, if given, and the list of who is
+// here (which also brings the server's welcome). The end of stdin or /quit
+// leaves.
+func connectCommand() sdk.Command {
+	var nick string
+	return sdk.Command{
+		Name: "connect", Args: "[ADDR]", MaxArgs: 1,
+		Summary: "join the room: stdin lines are sent, the room is printed",
+		Help: `Like the tutorial's threaded client, one goroutine sends stdin's lines
+while another prints the room as it comes (control characters escaped), so
+other people's lines appear while you type. It asks for the nick, if given,
+and for the list of who is here. The end of stdin, or /quit, leaves.
+ADDR defaults to 127.0.0.1:12346.`,
+		Example: `sockplay-chat connect --nick alice
+sockplay-chat connect 127.0.0.1:12346`,
+		Flags: func(fs *pflag.FlagSet) {
+			fs.StringVar(&nick, "nick", "", "join as `NAME` (a letter, then letters, digits, - or _)")
+		},
+		Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+			addr := Plugin().DefaultAddr
+			if len(args) == 1 {
+				addr = args[0]
+			}
+			if nick != "" {
+				if err := validNick(nick); err != nil {
+					return fmt.Errorf("%w: --nick: %v", sdk.ErrUsage, err)
+				}
+			}
+			return connect(ctx, addr, nick, stdio)
+		},
 	}
+}
+
+func connect(ctx context.Context, addr, nick string, stdio sdk.Stdio) error {
 	c, err := sdk.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return err
@@ -52,39 +80,6 @@ func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
 }
 
 var errQuit = errors.New("quit")
-
-func clientArgs(args []string) (addr, nick string, err error) {
-	if len(args) == 0 || args[0] != "connect" {
-		return "", "", sdk.ErrUsage
-	}
-	addr = Plugin().DefaultAddr
-	gotAddr := false
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--nick" || a == "-nick":
-			if i+1 == len(args) {
-				return "", "", fmt.Errorf("%w: --nick needs a NAME", sdk.ErrUsage)
-			}
-			i++
-			nick = args[i]
-		case strings.HasPrefix(a, "--nick="):
-			nick = strings.TrimPrefix(a, "--nick=")
-		case strings.HasPrefix(a, "-"):
-			return "", "", fmt.Errorf("%w: unknown flag %s", sdk.ErrUsage, a)
-		case !gotAddr:
-			addr, gotAddr = a, true
-		default:
-			return "", "", fmt.Errorf("%w: unexpected argument %q", sdk.ErrUsage, a)
-		}
-	}
-	if nick != "" {
-		if err := validNick(nick); err != nil {
-			return "", "", fmt.Errorf("%w: --nick: %v", sdk.ErrUsage, err)
-		}
-	}
-	return addr, nick, nil
-}
 
 // sendLines sends the opening commands and then stdin's non-empty lines.
 // At the end of stdin it half-closes, so the server sees the client leave

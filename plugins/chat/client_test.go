@@ -140,11 +140,11 @@ func TestClient(t *testing.T) {
 		err  string
 	}{
 		{"no command", []string{}, 2, "Usage"},
-		{"unknown command", []string{"join"}, 2, "Usage"},
+		{"unknown command", []string{"join"}, 2, `unknown command "join"`},
 		{"two addresses", []string{"connect", "a:1", "b:2"}, 2, "unexpected argument"},
-		{"nick without name", []string{"connect", "--nick"}, 2, "--nick needs a NAME"},
+		{"nick without name", []string{"connect", "--nick"}, 2, "flag needs an argument: --nick"},
 		{"bad nick", []string{"connect", "--nick=9x"}, 2, "invalid nick"},
-		{"unknown flag", []string{"connect", "-v"}, 2, "unknown flag"},
+		{"unknown flag", []string{"connect", "--verbose"}, 2, "unknown flag: --verbose"},
 		{"refused", []string{"connect", "127.0.0.1:1"}, 1, "refused"},
 	}
 	for _, tt := range usage {
@@ -160,8 +160,13 @@ func TestClient(t *testing.T) {
 	t.Run("help lists the options", func(t *testing.T) {
 		var out bytes.Buffer
 		code := runClient(t, []string{"--help"}, strings.NewReader(""), &out, io.Discard)
-		if c := wait(t, code); c != 0 || !strings.Contains(out.String(), "connect [ADDR] [--nick NAME]") ||
-			!strings.Contains(out.String(), "linewait") {
+		if c := wait(t, code); c != 0 || !strings.Contains(out.String(), "linewait") {
+			t.Errorf("status %d, help %q", c, out.String())
+		}
+		out.Reset()
+		code = runClient(t, []string{"connect", "--help"}, strings.NewReader(""), &out, io.Discard)
+		if c := wait(t, code); c != 0 || !strings.Contains(out.String(), "connect [ADDR] [flags]") ||
+			!strings.Contains(out.String(), "--nick NAME") {
 			t.Errorf("status %d, help %q", c, out.String())
 		}
 	})

@@ -12,17 +12,25 @@ import (
 	"github.com/sockplay/sockplay/sdk"
 )
 
-// client is `sockplay-echo connect [ADDR]`: like the tutorial's threaded
-// client, one goroutine sends stdin's lines while another prints what comes
-// back. At the end of stdin it half-closes the connection and prints the
-// replies still in flight.
-func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
-	if len(args) == 0 || args[0] != "connect" || len(args) > 2 {
-		return sdk.ErrUsage
+// connectCommand is `sockplay-echo connect [ADDR]`.
+func connectCommand() sdk.Command {
+	return sdk.Command{
+		Name: "connect", Args: "[ADDR]", MaxArgs: 1,
+		Summary: "send stdin lines, print the replies as they come",
+		Help: `Like the tutorial's threaded client, one goroutine sends stdin's lines
+while another prints what comes back. At the end of stdin the connection is
+half-closed and the replies still in flight are printed. ADDR defaults to
+127.0.0.1:12348. A line "quit" makes the server close the connection.`,
+		Example: `printf 'hello\nworld\n' | sockplay-echo connect
+sockplay-echo connect 127.0.0.1:12348`,
+		Run: connect,
 	}
+}
+
+func connect(ctx context.Context, args []string, stdio sdk.Stdio) error {
 	addr := Plugin().DefaultAddr
-	if len(args) == 2 {
-		addr = args[1]
+	if len(args) == 1 {
+		addr = args[0]
 	}
 	c, err := sdk.Dial(ctx, "tcp", addr)
 	if err != nil {
@@ -45,7 +53,9 @@ func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
 		}
 		sent <- c.(*net.TCPConn).CloseWrite()
 	}()
-	_, rerr := io.Copy(stdio.Out, c)
+	out := sdk.NewTerminalWriter(stdio.Out)
+	_, rerr := io.Copy(out, c)
+	out.Close()
 	if ctx.Err() != nil {
 		return nil
 	}

@@ -21,8 +21,7 @@ func Plugin() sdk.Plugin {
 		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:12348",
 		TCP:         func(sdk.Config) (sdk.Handler, error) { return sdk.HandlerFunc(serve), nil },
-		Usage:       "connect [ADDR]   send stdin lines, print the replies as they come (default 127.0.0.1:12348)",
-		Client:      client,
+		Commands:    []sdk.Command{connectCommand()},
 	}
 }
 

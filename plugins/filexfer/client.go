@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -18,17 +17,11 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/sockplay/sockplay/sdk"
 )
-
-const usage = `
-ls  [ADDR] [PATH]                               list a directory (ADDR is HOST:PORT, default 127.0.0.1:12347)
-get [-q] [-v] [-restart] [ADDR] REMOTE [LOCAL]  download via LOCAL.part, verify, rename; resumes a partial file
-put [-q] [-v] [ADDR] LOCAL [REMOTE]             upload, verified and atomic; resumes what the server kept
-sum [ADDR] PATH                                 print a remote file's SHA-256, as sha256sum does
-`
 
 // clientTimeout bounds how long the client waits for the server to answer a
 // request, or to move any byte during a transfer.
@@ -38,54 +31,100 @@ const clientTimeout = 2 * time.Minute
 // updates.
 const clientChunk = 8 << 20
 
-// client is the command line run by hand: ls, get, put and sum.
-func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
-	cmd := args[0]
-	fl := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fl.SetOutput(io.Discard)
-	quiet := fl.Bool("q", false, "no progress bar")
-	verbose := fl.Bool("v", false, "say when a transfer resumes")
-	restart := fl.Bool("restart", false, "ignore a partial local file")
-	if err := fl.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%w: %s: %v", sdk.ErrUsage, cmd, err)
+// commands are the command line run by hand: ls, get, put and sum. ADDR is
+// optional everywhere and recognised by its form (isAddr).
+func commands() []sdk.Command {
+	var quiet, verbose, restart bool
+	progress := func(fs *pflag.FlagSet) {
+		fs.BoolVarP(&quiet, "quiet", "q", false, "draw no progress bar")
+		fs.BoolVarP(&verbose, "verbose", "v", false, "say when a transfer resumes")
 	}
-	pos := fl.Args()
-	addr := Plugin().DefaultAddr
-	if len(pos) > 0 && isAddr(pos[0]) {
-		addr, pos = pos[0], pos[1:]
+	opts := func(args []string, stdio sdk.Stdio) (*clientOpts, []string) {
+		addr := Plugin().DefaultAddr
+		if len(args) > 0 && isAddr(args[0]) {
+			addr, args = args[0], args[1:]
+		}
+		o := &clientOpts{addr: addr, stdio: stdio, verbose: verbose}
+		o.progress = !quiet && isTerminal(stdio.Err)
+		return o, args
 	}
-	o := &clientOpts{addr: addr, stdio: stdio, verbose: *verbose}
-	if !*quiet {
-		o.progress = isTerminal(stdio.Err)
+	const addrHelp = "ADDR (HOST:PORT, default 127.0.0.1:12347) is optional and recognised by its form; write a path that looks like one as ./notes:2024."
+	return []sdk.Command{
+		{
+			Name: "ls", Args: "[ADDR] [PATH]", MaxArgs: 2,
+			Summary: "list a directory",
+			Help:    addrHelp,
+			Example: "sockplay-filexfer ls\nsockplay-filexfer ls 127.0.0.1:12347 photos",
+			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+				o, pos := opts(args, stdio)
+				switch len(pos) {
+				case 0:
+					return o.list(ctx, ".")
+				case 1:
+					return o.list(ctx, pos[0])
+				}
+				return fmt.Errorf("%w: ls: unexpected argument %q", sdk.ErrUsage, pos[1])
+			},
+		},
+		{
+			Name: "get", Args: "[ADDR] REMOTE [LOCAL]", MinArgs: 1, MaxArgs: 3,
+			Summary: "download via LOCAL.part, verify, rename; resumes a partial file",
+			Help: `LOCAL defaults to the remote base name in the current directory; a
+directory means "into it". Bytes go to LOCAL.part first; only a file whose
+SHA-256 matches the server's is renamed to LOCAL. A LOCAL.part left by a
+broken transfer is resumed from its length. ` + addrHelp,
+			Example: "sockplay-filexfer get photos/cat.jpg\nsockplay-filexfer get 127.0.0.1:12347 photos/cat.jpg /tmp/ --restart",
+			Flags: func(fs *pflag.FlagSet) {
+				progress(fs)
+				fs.BoolVar(&restart, "restart", false, "ignore a partial local file and start over")
+			},
+			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+				o, pos := opts(args, stdio)
+				if len(pos) < 1 || len(pos) > 2 {
+					return fmt.Errorf("%w: get: want [ADDR] REMOTE [LOCAL]", sdk.ErrUsage)
+				}
+				local := path.Base(pos[0])
+				if len(pos) == 2 {
+					local = pos[1]
+				}
+				if st, err := os.Stat(local); err == nil && st.IsDir() {
+					local = filepath.Join(local, path.Base(pos[0]))
+				}
+				return o.get(ctx, pos[0], local, restart)
+			},
+		},
+		{
+			Name: "put", Args: "[ADDR] LOCAL [REMOTE]", MinArgs: 1, MaxArgs: 3,
+			Summary: "upload, verified and atomic; resumes what the server kept",
+			Help:    "REMOTE defaults to LOCAL's base name. " + addrHelp,
+			Example: "sockplay-filexfer put cat.jpg photos/cat.jpg",
+			Flags:   progress,
+			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+				o, pos := opts(args, stdio)
+				if len(pos) < 1 || len(pos) > 2 {
+					return fmt.Errorf("%w: put: want [ADDR] LOCAL [REMOTE]", sdk.ErrUsage)
+				}
+				remote := filepath.Base(pos[0])
+				if len(pos) == 2 {
+					remote = pos[1]
+				}
+				return o.put(ctx, pos[0], remote)
+			},
+		},
+		{
+			Name: "sum", Args: "[ADDR] PATH", MinArgs: 1, MaxArgs: 2,
+			Summary: "print a remote file's SHA-256, as sha256sum does",
+			Help:    addrHelp,
+			Example: "sockplay-filexfer sum photos/cat.jpg",
+			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+				o, pos := opts(args, stdio)
+				if len(pos) != 1 {
+					return fmt.Errorf("%w: sum: want [ADDR] PATH", sdk.ErrUsage)
+				}
+				return o.sum(ctx, pos[0])
+			},
+		},
 	}
-	switch {
-	case cmd == "ls" && len(pos) <= 1:
-		p := "."
-		if len(pos) == 1 {
-			p = pos[0]
-		}
-		return o.list(ctx, p)
-	case cmd == "sum" && len(pos) == 1:
-		return o.sum(ctx, pos[0])
-	case cmd == "get" && (len(pos) == 1 || len(pos) == 2):
-		local := path.Base(pos[0])
-		if len(pos) == 2 {
-			local = pos[1]
-		}
-		if st, err := os.Stat(local); err == nil && st.IsDir() {
-			local = filepath.Join(local, path.Base(pos[0]))
-		}
-		return o.get(ctx, pos[0], local, *restart)
-	case cmd == "put" && (len(pos) == 1 || len(pos) == 2):
-		remote := filepath.Base(pos[0])
-		if len(pos) == 2 {
-			remote = pos[1]
-		}
-		return o.put(ctx, pos[0], remote)
-	case cmd == "ls" || cmd == "sum" || cmd == "get" || cmd == "put":
-		return fmt.Errorf("%w: %s: wrong number of arguments", sdk.ErrUsage, cmd)
-	}
-	return fmt.Errorf("%w: unknown command %q", sdk.ErrUsage, cmd)
 }
 
 // isAddr reports whether s has the form HOST:PORT with a numeric port.

@@ -34,9 +34,8 @@ func Plugin() sdk.Plugin {
 			{Name: "lockwait", Default: "5s", Help: "how long an upload waits for another upload to the same name before it is refused as busy"},
 			{Name: "idle", Default: "2m", Help: "close a connection that moves no bytes for this long"},
 		},
-		TCP:    newHandler,
-		Usage:  usage,
-		Client: client,
+		TCP:      newHandler,
+		Commands: commands(),
 	}
 }
 

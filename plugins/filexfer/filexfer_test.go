@@ -535,10 +535,11 @@ func TestClientUsage(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"frob"}, 2, "unknown command"},
-		{[]string{"get"}, 2, "wrong number of arguments"},
-		{[]string{"get", "127.0.0.1:1"}, 2, "wrong number of arguments"},
-		{[]string{"put", "a", "b", "c"}, 2, "wrong number of arguments"},
-		{[]string{"get", "-nope", "x"}, 2, "flag provided but not defined"},
+		{[]string{"get"}, 2, "get: want [ADDR] REMOTE [LOCAL]"},
+		{[]string{"get", "127.0.0.1:1"}, 2, "get: want [ADDR] REMOTE [LOCAL]"},
+		{[]string{"put", "a", "b", "c"}, 2, "put: want [ADDR] LOCAL [REMOTE]"},
+		{[]string{"get", "--nope", "x"}, 2, "unknown flag: --nope"},
+		{[]string{"get", "x", "--help"}, 0, ""},
 		{[]string{"sum", "127.0.0.1:1", "x"}, 1, "connect to 127.0.0.1:1"},
 		{[]string{"put", "127.0.0.1:1", "/nonexistent/file"}, 1, "no such file"},
 	}

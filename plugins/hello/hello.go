@@ -34,20 +34,24 @@ func Plugin() sdk.Plugin {
 				_, _ = c.Write(g)
 			}), nil
 		},
-		Usage:  "connect [ADDR]   print the server's greeting (default 127.0.0.1:12345)",
-		Client: client,
+		Commands: []sdk.Command{{
+			Name: "connect", Args: "[ADDR]", MaxArgs: 1,
+			Summary: "print the server's greeting",
+			Help: `Connects, prints what the server sends until it closes (at most 1 MiB,
+control characters escaped), like the tutorial's client. ADDR defaults to
+127.0.0.1:12345.`,
+			Example: "sockplay-hello connect\nsockplay-hello connect 127.0.0.1:12345",
+			Run:     connect,
+		}},
 	}
 }
 
-// client is `sockplay-hello connect [ADDR]`: connect, print what the server
-// sends until it closes.
-func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
-	if len(args) == 0 || args[0] != "connect" || len(args) > 2 {
-		return sdk.ErrUsage
-	}
+// connect is `sockplay-hello connect [ADDR]`: connect, print what the
+// server sends until it closes.
+func connect(ctx context.Context, args []string, stdio sdk.Stdio) error {
 	addr := Plugin().DefaultAddr
-	if len(args) == 2 {
-		addr = args[1]
+	if len(args) == 1 {
+		addr = args[0]
 	}
 	c, err := sdk.Dial(ctx, "tcp", addr)
 	if err != nil {
@@ -55,9 +59,11 @@ func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
 	}
 	defer c.Close()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second)) // the greeting comes at once
-	if _, err := io.Copy(stdio.Out, io.LimitReader(c, 1<<20)); err != nil && !errors.Is(err, io.EOF) {
+	out := sdk.NewTerminalWriter(stdio.Out)
+	if _, err := io.Copy(out, io.LimitReader(c, 1<<20)); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
+	out.Close()
 	_, err = io.WriteString(stdio.Out, "\n")
 	return err
 }

@@ -5,32 +5,43 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/spf13/pflag"
 )
 
-// client is the plugin binary run by hand: the accounts tools and the check
-// client.
-func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
-	switch args[0] {
-	case "check":
-		return check(ctx, args[1:], stdio)
-	case "useradd":
-		return useradd(ctx, args[1:], stdio)
-	case "passwd":
-		return passwd(ctx, args[1:], stdio)
-	case "userdel":
-		return userdel(args[1:], stdio)
-	case "import-plaintext":
-		return importPlaintext(args[1:], stdio)
+// commands are the plugin binary run by hand: the check client and the
+// accounts tools.
+func commands() []sdk.Command {
+	timeout := time.Minute
+	return []sdk.Command{
+		{
+			Name: "check", Args: "[ADDR]", MaxArgs: 1,
+			Summary: "log in once: exit 0 on success, 1 on fail",
+			Help: `Asks for a user name and a password (without echo on a terminal), sends
+user|password the tutorial's way, prints the reply. ADDR defaults to
+127.0.0.1:8001.`,
+			Example: "sockplay-login check\nprintf 'alice\\nsecret\\n' | sockplay-login check 127.0.0.1:8001",
+			Flags: func(fs *pflag.FlagSet) {
+				fs.DurationVar(&timeout, "timeout", timeout, "wait up to `D` for the reply (a locked-out login is held)")
+			},
+			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+				return check(ctx, args, timeout, stdio)
+			},
+		},
+		accountsCommand("useradd", "NAME", "add an account; FILE is created (mode 0600) if missing",
+			"Reads the new password from the terminal (twice, without echo) or from stdin.", true, useradd),
+		accountsCommand("passwd", "NAME", "set an account's password",
+			"Reads the new password from the terminal (twice, without echo) or from stdin.", true, passwd),
+		accountsCommand("userdel", "NAME", "remove an account", "", false, userdel),
+		accountsCommand("import-plaintext", "PLAINFILE", "hash the tutorial's user:password file into FILE",
+			`PLAINFILE is the tutorial's accounts file, one user:password per line. Every
+account is hashed and added to FILE, all or nothing; then delete PLAINFILE.`, true, importPlaintext),
 	}
-	return fmt.Errorf("%w: unknown command %q", sdk.ErrUsage, args[0])
 }
 
 // errLoginFailed is check's error when the server says fail.
@@ -38,19 +49,10 @@ var errLoginFailed = errors.New("login failed")
 
 // check logs in once, as the tutorial's client does: user|password in one
 // send, no newline, then one read of at most 1024 bytes.
-func check(ctx context.Context, args []string, stdio sdk.Stdio) error {
-	fs := newFlagSet("check")
-	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the reply (a locked-out login is held)")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 1 {
-		return fmt.Errorf("%w: check takes at most one address", sdk.ErrUsage)
-	}
+func check(ctx context.Context, args []string, timeout time.Duration, stdio sdk.Stdio) error {
 	addr := Plugin().DefaultAddr
-	if len(pos) == 1 {
-		addr = pos[0]
+	if len(args) == 1 {
+		addr = args[0]
 	}
 	p := newPrompter(stdio)
 	name, err := p.line("User: ")
@@ -61,7 +63,7 @@ func check(ctx context.Context, args []string, stdio sdk.Stdio) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c, err := sdk.Dial(ctx, "tcp", addr)
 	if err != nil {
@@ -80,7 +82,7 @@ func check(ctx context.Context, args []string, stdio sdk.Stdio) error {
 		return fmt.Errorf("no reply from %s: %w", addr, err)
 	}
 	reply := string(bytes.TrimRight(buf[:n], "\r\n"))
-	fmt.Fprintln(stdio.Out, reply)
+	fmt.Fprintln(stdio.Out, sdk.Escape(reply))
 	if reply != "success" {
 		return errLoginFailed
 	}
@@ -89,48 +91,50 @@ func check(ctx context.Context, args []string, stdio sdk.Stdio) error {
 
 // accountsFlags are the tools' common flags.
 type accountsFlags struct {
-	fs       *flag.FlagSet
-	accounts *string
-	hash     *string
+	cmd      string
+	accounts string
+	hash     string // "" for a tool without --hash
 }
 
-func newAccountsFlags(cmd string, withHash bool) accountsFlags {
-	f := accountsFlags{fs: newFlagSet(cmd)}
-	f.accounts = f.fs.String("accounts", "", "the accounts file")
-	if withHash {
-		f.hash = f.fs.String("hash", string(algArgon2id), "argon2id or bcrypt")
+// accountsCommand is one accounts tool: `sockplay-login CMD --accounts FILE
+// [--hash ALG] ARG`.
+func accountsCommand(name, arg, summary, help string, withHash bool,
+	run func(context.Context, accountsFlags, []string, sdk.Stdio) error) sdk.Command {
+	f := accountsFlags{cmd: name}
+	return sdk.Command{
+		Name: name, Args: arg, MinArgs: 1, MaxArgs: 1, Summary: summary, Help: help,
+		Example: fmt.Sprintf("sockplay-login %s --accounts accounts.txt %s", name, strings.ToLower(arg)),
+		Flags: func(fs *pflag.FlagSet) {
+			fs.StringVar(&f.accounts, "accounts", "", "the accounts `FILE` (required)")
+			if withHash {
+				fs.StringVar(&f.hash, "hash", string(algArgon2id), "hash new passwords with `ALG`: argon2id or bcrypt")
+			}
+		},
+		Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error { return run(ctx, f, args, stdio) },
 	}
-	return f
 }
 
-// parse parses args and returns the one positional argument.
-func (f accountsFlags) parse(args []string, what string) (string, algorithm, error) {
-	pos, err := parseArgs(f.fs, args)
-	if err != nil {
-		return "", "", err
-	}
-	if *f.accounts == "" {
-		return "", "", fmt.Errorf("%w: %s needs --accounts FILE", sdk.ErrUsage, f.fs.Name())
-	}
-	if len(pos) != 1 {
-		return "", "", fmt.Errorf("%w: %s takes one %s", sdk.ErrUsage, f.fs.Name(), what)
+// parse checks the flags and returns the one positional argument.
+func (f accountsFlags) parse(args []string) (string, algorithm, error) {
+	if f.accounts == "" {
+		return "", "", fmt.Errorf("%w: %s needs --accounts FILE", sdk.ErrUsage, f.cmd)
 	}
 	alg := algArgon2id
-	if f.hash != nil {
-		if alg, err = parseAlgorithm(*f.hash); err != nil {
+	if f.hash != "" {
+		var err error
+		if alg, err = parseAlgorithm(f.hash); err != nil {
 			return "", "", fmt.Errorf("%w: %v", sdk.ErrUsage, err)
 		}
 	}
-	return pos[0], alg, nil
+	return args[0], alg, nil
 }
 
-func useradd(ctx context.Context, args []string, stdio sdk.Stdio) error {
-	f := newAccountsFlags("useradd", true)
-	name, alg, err := f.parse(args, "NAME")
+func useradd(ctx context.Context, f accountsFlags, args []string, stdio sdk.Stdio) error {
+	name, alg, err := f.parse(args)
 	if err != nil {
 		return err
 	}
-	path := *f.accounts
+	path := f.accounts
 	if err := validName(name); err != nil {
 		return fmt.Errorf("user %q: %w", name, err)
 	}
@@ -161,13 +165,12 @@ func useradd(ctx context.Context, args []string, stdio sdk.Stdio) error {
 	return nil
 }
 
-func passwd(ctx context.Context, args []string, stdio sdk.Stdio) error {
-	f := newAccountsFlags("passwd", true)
-	name, alg, err := f.parse(args, "NAME")
+func passwd(ctx context.Context, f accountsFlags, args []string, stdio sdk.Stdio) error {
+	name, alg, err := f.parse(args)
 	if err != nil {
 		return err
 	}
-	path := *f.accounts
+	path := f.accounts
 	if exists, err := userExists(path, name); err != nil {
 		return err
 	} else if !exists {
@@ -196,13 +199,12 @@ func passwd(ctx context.Context, args []string, stdio sdk.Stdio) error {
 	return nil
 }
 
-func userdel(args []string, stdio sdk.Stdio) error {
-	f := newAccountsFlags("userdel", false)
-	name, _, err := f.parse(args, "NAME")
+func userdel(_ context.Context, f accountsFlags, args []string, stdio sdk.Stdio) error {
+	name, _, err := f.parse(args)
 	if err != nil {
 		return err
 	}
-	path := *f.accounts
+	path := f.accounts
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("accounts file: %w", err)
 	}
@@ -224,13 +226,12 @@ func userdel(args []string, stdio sdk.Stdio) error {
 // importPlaintext hashes every account of a file in the tutorial's format,
 // user:password per line, into the accounts file, all or nothing. Like the
 // tutorial's server, it strips the spaces around each line.
-func importPlaintext(args []string, stdio sdk.Stdio) error {
-	f := newAccountsFlags("import-plaintext", true)
-	plain, alg, err := f.parse(args, "PLAINFILE")
+func importPlaintext(_ context.Context, f accountsFlags, args []string, stdio sdk.Stdio) error {
+	plain, alg, err := f.parse(args)
 	if err != nil {
 		return err
 	}
-	path := *f.accounts
+	path := f.accounts
 	data, err := os.ReadFile(plain)
 	if err != nil {
 		return err
@@ -304,27 +305,4 @@ func userExists(path, name string) (bool, error) {
 		return false, err
 	}
 	return l.index(name) >= 0, nil
-}
-
-func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return fs
-}
-
-// parseArgs parses flags wherever they are among the positional arguments,
-// which it returns.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", sdk.ErrUsage, fs.Name(), err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }

@@ -5,14 +5,6 @@ import "github.com/sockplay/sockplay/sdk"
 // Version is the login plugin's own version.
 const Version = "1.0.0"
 
-const usage = `
-check [ADDR]                                             log in once (default 127.0.0.1:8001): exit 0 on success, 1 on fail
-useradd --accounts FILE [--hash argon2id|bcrypt] NAME    add an account; FILE is created (0600) if missing
-passwd --accounts FILE [--hash argon2id|bcrypt] NAME     set an account's password
-userdel --accounts FILE NAME                             remove an account
-import-plaintext --accounts FILE [--hash H] PLAINFILE    hash the tutorial's user:password file into FILE
-`
-
 // Plugin describes the login plugin.
 func Plugin() sdk.Plugin {
 	return sdk.Plugin{
@@ -23,8 +15,7 @@ func Plugin() sdk.Plugin {
 		DefaultAddr: "127.0.0.1:8001",
 		Options:     options(),
 		TCP:         newHandler,
-		Usage:       usage,
-		Client:      client,
+		Commands:    commands(),
 	}
 }
 

@@ -9,33 +9,41 @@ import (
 	"time"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/spf13/pflag"
 )
 
-// client is `sockplay-udpecho send [ADDR] [--timeout D]`: each stdin line goes
-// out as one datagram and the reply is printed; a line with no reply within
-// the timeout is reported, and the exit status is 1 if any was lost. As in the
-// tutorial, an empty line or "quit" ends it.
-func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
-	if len(args) == 0 || args[0] != "send" {
-		return sdk.ErrUsage
-	}
-	addr := Plugin().DefaultAddr
+// sendCommand is `sockplay-udpecho send [ADDR] [--timeout D]`: each stdin
+// line goes out as one datagram and the reply is printed; a line with no
+// reply within the timeout is reported, and the exit status is 1 if any was
+// lost. As in the tutorial, an empty line or "quit" ends it.
+func sendCommand() sdk.Command {
 	timeout := 2 * time.Second
-	rest := args[1:]
-	for len(rest) > 0 {
-		switch {
-		case rest[0] == "--timeout" && len(rest) > 1:
-			d, err := time.ParseDuration(rest[1])
-			if err != nil || d <= 0 {
-				return fmt.Errorf("%w: --timeout %q: want a duration such as 2s", sdk.ErrUsage, rest[1])
+	return sdk.Command{
+		Name: "send", Args: "[ADDR]", MaxArgs: 1,
+		Summary: "send stdin lines as datagrams, print the replies",
+		Help: `Each stdin line goes out as one datagram and the reply is printed (control
+characters escaped). A line with no reply within the timeout is reported, and
+the exit status is then 1. As in the tutorial, an empty line or "quit" ends it.
+ADDR defaults to 127.0.0.1:12345.`,
+		Example: `printf 'hi\n' | sockplay-udpecho send
+sockplay-udpecho send 127.0.0.1:12345 --timeout 500ms`,
+		Flags: func(fs *pflag.FlagSet) {
+			fs.DurationVar(&timeout, "timeout", timeout, "wait up to `D` for each reply")
+		},
+		Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+			if timeout <= 0 {
+				return fmt.Errorf("%w: --timeout %s: want a positive duration such as 2s", sdk.ErrUsage, timeout)
 			}
-			timeout, rest = d, rest[2:]
-		case addr == Plugin().DefaultAddr && rest[0] != "--timeout":
-			addr, rest = rest[0], rest[1:]
-		default:
-			return sdk.ErrUsage
-		}
+			addr := Plugin().DefaultAddr
+			if len(args) == 1 {
+				addr = args[0]
+			}
+			return send(ctx, addr, timeout, stdio)
+		},
 	}
+}
+
+func send(ctx context.Context, addr string, timeout time.Duration, stdio sdk.Stdio) error {
 	c, err := sdk.Dial(ctx, "udp", addr)
 	if err != nil {
 		return err
@@ -68,7 +76,7 @@ func client(ctx context.Context, args []string, stdio sdk.Stdio) error {
 			fmt.Fprintf(stdio.Err, "no reply from %s: %v\n", addr, err)
 			continue
 		}
-		fmt.Fprintf(stdio.Out, "%s\n", buf[:n])
+		fmt.Fprintf(stdio.Out, "%s\n", sdk.Escape(string(buf[:n])))
 	}
 	if err := sc.Err(); err != nil {
 		return err

@@ -30,9 +30,8 @@ func Plugin() sdk.Plugin {
 			{Name: "rate", Default: "0", Help: "datagrams answered per second per source address (0: no limit)"},
 			{Name: "burst", Default: "0", Help: "datagrams a source may send at once above its rate (0: one second's worth)"},
 		},
-		UDP:    newHandler,
-		Usage:  "send [ADDR] [--timeout D]   send stdin lines as datagrams, print the replies (default 127.0.0.1:12345)",
-		Client: client,
+		UDP:      newHandler,
+		Commands: []sdk.Command{sendCommand()},
 	}
 }
 
