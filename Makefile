@@ -3,6 +3,11 @@
 GO       ?= go
 BIN      := bin
 PLUGINS  := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/main.go))))
+# Python plugins: examples/python/NAME.py becomes bin/sockplay-pyNAME, one
+# executable file each (a zipapp of the script and the SDK, run by Debian's
+# /usr/bin/python3; see sdk/python/build_plugin.py).
+PYTHON   ?= python3
+PYPLUGINS := $(basename $(notdir $(filter-out %/test_%.py,$(wildcard examples/python/*.py))))
 ARGS     ?=
 
 .PHONY: all build run test check bench setup generate clean
@@ -14,6 +19,9 @@ build:
 	$(GO) build -o $(BIN)/sockplay ./host
 	@for p in $(PLUGINS); do echo "$(GO) build -o $(BIN)/sockplay-$$p ./plugins/$$p"; \
 		$(GO) build -o $(BIN)/sockplay-$$p ./plugins/$$p || exit 1; done
+ifneq ($(PYPLUGINS),)
+	$(PYTHON) sdk/python/build_plugin.py $(BIN) $(foreach p,$(PYPLUGINS),py$(p)=examples/python/$(p).py)
+endif
 
 # Serve every bundled plugin on its default 127.0.0.1 address. Ctrl-C stops.
 run: build

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: netcat-openbsd (nc),
 # python3 (the tutorial's clients), protobuf-compiler (the generated-code
-# check), and the Go modules. Safe to run again; installs only what is missing.
+# check), the Python SDK's Debian packages (python3-grpcio, python3-protobuf,
+# python3-cryptography; protobuf-compiler-grpc and libprotobuf-dev for its
+# generated-code check), and the Go modules. Safe to run again; installs only
+# what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +12,10 @@ need=()
 command -v nc >/dev/null 2>&1 && nc -h 2>&1 | grep -q -- '-N' || need+=(netcat-openbsd)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+# The Python SDK runs on Debian's /usr/bin/python3 with Debian's packages.
+for pkg in python3-grpcio python3-protobuf python3-cryptography protobuf-compiler-grpc libprotobuf-dev; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
+done
 if [ ${#need[@]} -gt 0 ]; then
 	echo "setup: installing ${need[*]}" >&2
 	if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi

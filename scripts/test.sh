@@ -30,5 +30,14 @@ for f in control.pb.go control_grpc.pb.go; do
 	cmp "$tmp/$f" "sdk/protocol/$f" || { echo "sdk/protocol/$f differs from go generate's output"; exit 1; }
 done
 
+echo "== Python generated code is reproducible"
+SOCKPLAY_GEN_OUT="$tmp/py" bash sdk/python/gen.sh
+gen=$(cd "$tmp/py/sockplay/_proto" && ls)
+have=$(cd sdk/python/sockplay/_proto && ls -- *_pb2*.py)
+[ "$gen" = "$have" ] || { echo "sdk/python/sockplay/_proto: generated files differ: want $gen, have $have"; exit 1; }
+for f in $gen; do
+	cmp "$tmp/py/sockplay/_proto/$f" "sdk/python/sockplay/_proto/$f" || { echo "sdk/python/sockplay/_proto/$f differs from gen.sh's output"; exit 1; }
+done
+
 echo "== go test -race"
 go test -race -count=1 -timeout 30m ./...

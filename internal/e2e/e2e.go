@@ -12,8 +12,9 @@
 //		...
 //	}
 //
-// Bundled plugins and the test plugins of internal/testplugins (badversion,
-// panicky, crashy) are all built; PluginDir makes a directory holding just the
+// Bundled plugins, the Python example plugins (examples/python, built as
+// `make build` does), and the test plugins of internal/testplugins
+// (badversion, panicky, crashy) and sdk/python/testplugins are all built; PluginDir makes a directory holding just the
 // ones a test names, since the host serves every plugin in its directory.
 package e2e
 
@@ -35,6 +36,14 @@ import (
 
 // Bundled lists the bundled plugins.
 var Bundled = []string{"hello", "chat", "udpecho", "filexfer", "login", "echo"}
+
+// PythonBundled lists the Python example plugins: sockplay-pyNAME is built
+// from examples/python/NAME.py, as `make build` does.
+var PythonBundled = []string{"pyhello", "pychat", "pyudpecho", "pyfilexfer", "pylogin", "pyecho"}
+
+// pythonTestPlugins are the Python SDK's own test plugins, built from
+// sdk/python/testplugins/NAME.py.
+var pythonTestPlugins = []string{"pyprobe", "pyprobeudp"}
 
 var (
 	buildOnce sync.Once
@@ -110,12 +119,42 @@ func build() (string, error) {
 			}
 		})
 	}
+	wg.Go(func() {
+		if err := buildPython(root, dir); err != nil {
+			mu.Lock()
+			errs = append(errs, err.Error())
+			mu.Unlock()
+		}
+	})
 	wg.Wait()
 	if len(errs) > 0 {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("%s", strings.Join(errs, "\n"))
 	}
 	return dir, nil
+}
+
+// buildPython builds the Python plugins into dir with the builder `make
+// build` uses (each one file: the script and the SDK as a zipapp).
+func buildPython(root, dir string) error {
+	args := []string{filepath.Join(root, "sdk", "python", "build_plugin.py"), dir}
+	for _, name := range PythonBundled {
+		src := filepath.Join(root, "examples", "python", strings.TrimPrefix(name, "py")+".py")
+		if _, err := os.Stat(src); err == nil {
+			args = append(args, name+"="+src)
+		}
+	}
+	for _, name := range pythonTestPlugins {
+		args = append(args, name+"="+filepath.Join(root, "sdk", "python", "testplugins", name+".py"))
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		return fmt.Errorf("python3 is needed to build the Python plugins (scripts/setup.sh installs it): %w", err)
+	}
+	if b, err := exec.Command(py, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("build the Python plugins: %v\n%s", err, b)
+	}
+	return nil
 }
 
 // PluginDir returns a new directory with links to the named plugins' binaries
@@ -272,12 +311,29 @@ func (h *Host) WaitLog(s string, timeout time.Duration) {
 func (h *Host) PluginPids(name string) []int {
 	var pids []int
 	for _, pid := range Children(h.cmd.Process.Pid) {
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if filepath.Base(exe) == "sockplay-"+name && !isZombie(pid) {
+		if filepath.Base(Executable(pid)) == "sockplay-"+name && !isZombie(pid) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// Executable returns the program process pid runs: its executable or, for a
+// script run by an interpreter through its #! line (a Python plugin), the
+// script, which the kernel passes as the interpreter's first argument.
+func Executable(pid int) string {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return ""
+	}
+	if !strings.HasPrefix(filepath.Base(exe), "python") {
+		return exe
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if args := strings.Split(string(b), "\x00"); len(args) > 1 && filepath.IsAbs(args[1]) {
+		return args[1]
+	}
+	return exe
 }
 
 // Signal sends sig to the host.
@@ -411,8 +467,7 @@ func Processes(dir string) []int {
 		if err != nil {
 			continue
 		}
-		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err == nil && filepath.Dir(exe) == dir && !isZombie(pid) {
+		if exe := Executable(pid); exe != "" && filepath.Dir(exe) == dir && !isZombie(pid) {
 			out = append(out, pid)
 		}
 	}
