@@ -25,6 +25,25 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _SEMVER_RE = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 
 
+#: Which Debian package provides each module that serving imports.
+DEBIAN_PACKAGES = {
+    "grpc": "python3-grpcio",
+    "google": "python3-protobuf",
+    "google.protobuf": "python3-protobuf",
+    "cryptography": "python3-cryptography",
+}
+
+
+def missing_module_message(e):
+    """The one line a plugin that lacks a dependency exits with, naming the
+    Debian package to install."""
+    name = getattr(e, "name", None) or ""
+    pkg = DEBIAN_PACKAGES.get(name) or DEBIAN_PACKAGES.get(name.split(".")[0])
+    if isinstance(e, ModuleNotFoundError) and pkg:
+        return f"missing Python module {name}: install the Debian package {pkg} (apt-get install {pkg})"
+    return f"cannot import {name or 'a module'}: {e}"
+
+
 class UsageError(Exception):
     """Raised by a command: the message (if any) and the usage are printed
     and the exit status is 2."""
@@ -218,8 +237,14 @@ class Plugin:
             print(f"sockplay-{self.name}: {problem}", file=sys.stderr)
             sys.exit(2)
         if os.environ.get(MAGIC_COOKIE_KEY) == MAGIC_COOKIE_VALUE:
-            from . import _runtime
-            sys.exit(_runtime.serve(self))
+            log = Logger(level=os.environ.get("SOCKPLAY_LOG_LEVEL", "info"))
+            try:
+                from . import _runtime
+                code = _runtime.serve(self, log)
+            except ImportError as e:
+                log.error(missing_module_message(e))
+                code = 1
+            sys.exit(code)
         try:
             code = self.run_client(sys.argv[1:] if argv is None else argv, Stdio())
         except KeyboardInterrupt:

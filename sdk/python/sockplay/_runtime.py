@@ -1,7 +1,12 @@
 """The plugin side of the contract, when the host started the process: the
 go-plugin handshake with AutoMTLS, the control service over gRPC on a Unix
 socket, and the connections handed over on the handoff socket. See
-sdk/protocol/SPEC.md; this follows sdk/runtime.go step by step."""
+sdk/protocol/SPEC.md; this follows sdk/runtime.go and sdk/handoff_linux.go
+step by step.
+
+Importing this module imports grpc and protobuf: Plugin.main imports it only
+when serving, and turns an ImportError into the one line
+missing_module_message makes."""
 
 import logging
 import os
@@ -9,22 +14,20 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
+from concurrent import futures
+
+import grpc
 
 from . import fdpass
 from ._log import Logger, capture_std_streams
-from ._plugin import PROTOCOL_VERSIONS, TCP, UDP, ConfigError
+from ._plugin import PROTOCOL_VERSIONS, TCP, ConfigError
+from ._proto import (control_pb2, control_pb2_grpc, grpc_controller_pb2, grpc_controller_pb2_grpc, grpc_stdio_pb2_grpc,
+                     health_pb2, health_pb2_grpc)
 from ._server import PacketServer, Server
-
-#: Which Debian package provides each module the runtime imports.
-DEBIAN_PACKAGES = {
-    "grpc": "python3-grpcio",
-    "google": "python3-protobuf",
-    "google.protobuf": "python3-protobuf",
-    "cryptography": "python3-cryptography",
-}
 
 # Environment the host and go-plugin set.
 ENV_HANDOFF_FD = "SOCKPLAY_HANDOFF_FD"
@@ -35,15 +38,9 @@ ENV_VERSIONS = "PLUGIN_PROTOCOL_VERSIONS"
 ENV_MULTIPLEX = "PLUGIN_MULTIPLEX_GRPC"
 #: go-plugin's core protocol version, the handshake line's first field.
 CORE_PROTOCOL_VERSION = 1
-
-
-def missing_module_message(e):
-    """The one line a plugin that lacks a dependency exits with."""
-    name = getattr(e, "name", None) or ""
-    pkg = DEBIAN_PACKAGES.get(name) or DEBIAN_PACKAGES.get(name.split(".")[0])
-    if isinstance(e, ModuleNotFoundError) and pkg:
-        return f"missing Python module {name}: install the Debian package {pkg} (apt-get install {pkg})"
-    return f"cannot import {name or 'a module'}: {e}"
+#: The optional parts of the contract this SDK implements (SPEC.md,
+#: "Features"), by transport.
+FEATURES = {"tcp": ["listener"], "udp": []}
 
 
 def negotiate(env_value, supported=PROTOCOL_VERSIONS):
@@ -60,24 +57,15 @@ def negotiate(env_value, supported=PROTOCOL_VERSIONS):
     return max(common) if common else min(supported)
 
 
-def serve(plugin):
+def serve(plugin, log):
     """Serves the host until it stops the plugin or goes away; returns the
     exit status."""
-    log = Logger(level=os.environ.get(ENV_LOG_LEVEL, "info"))
     plugin.log = log
     # Nothing may reach stdout before the handshake line; after it, the host
     # reads stdout no more. Whatever the plugin prints goes to the log.
     capture_std_streams(log)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # go-plugin plugins ignore interrupts
     _route_python_logging(log)
-    try:
-        import grpc  # noqa: F401
-        from ._proto import control_pb2  # noqa: F401  (imports google.protobuf)
-        if os.environ.get(ENV_CLIENT_CERT):
-            from . import _tls  # noqa: F401  (imports cryptography)
-    except ImportError as e:
-        log.error(missing_module_message(e))
-        return 1
 
     rt = Runtime(plugin, log)
     fd_env = os.environ.get(ENV_HANDOFF_FD, "")
@@ -97,6 +85,8 @@ def serve(plugin):
 
     try:
         server, path, line = _start_grpc(rt, log)
+    except ImportError:
+        raise  # a missing dependency: Plugin.main says which package
     except Exception as e:  # noqa: BLE001 - any failure here is a failed start, said in one line
         log.error("plugin init error", error=f"{type(e).__name__}: {e}")
         return 1
@@ -112,13 +102,6 @@ def serve(plugin):
 
 
 def _start_grpc(rt, log):
-    from concurrent import futures
-
-    import grpc
-
-    from ._proto import (control_pb2_grpc, grpc_controller_pb2_grpc, grpc_stdio_pb2_grpc,
-                         health_pb2_grpc)
-
     version = negotiate(os.environ.get(ENV_VERSIONS))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="sockplay-grpc"))
     control_pb2_grpc.add_ControlServicer_to_server(rt, server)
@@ -127,12 +110,11 @@ def _start_grpc(rt, log):
     grpc_stdio_pb2_grpc.add_GRPCStdioServicer_to_server(_Stdio(), server)
 
     sock_dir = os.environ.get(ENV_SOCKET_DIR) or None
-    import tempfile
     path = tempfile.mktemp(prefix="plugin", dir=sock_dir)  # go-plugin names it the same way
     cert_field = ""
     client_cert = os.environ.get(ENV_CLIENT_CERT, "")
     if client_cert:
-        from ._tls import make_certificate
+        from ._tls import make_certificate  # imports cryptography
         cert_pem, key_pem, cert_field = make_certificate()
         creds = grpc.ssl_server_credentials([(key_pem, cert_pem)], root_certificates=client_cert.encode(),
                                             require_client_auth=True)
@@ -149,12 +131,12 @@ def _start_grpc(rt, log):
     return server, path, line
 
 
-class Runtime:
+class Runtime(control_pb2_grpc.ControlServicer):
     """The control service (sockplay.protocol.v1.Control) and the handoff
-    receiver."""
+    receiver. The optional RPCs it does not implement answer UNIMPLEMENTED,
+    and Description.features lists only those it does."""
 
     def __init__(self, plugin, log):
-        from ._proto import control_pb2
         self._pb = control_pb2
         self.p = plugin
         self.log = log
@@ -172,11 +154,10 @@ class Runtime:
         return pb.Description(
             name=p.name, version=p.version, summary=p.summary,
             transport=pb.TRANSPORT_TCP if p.transport == TCP else pb.TRANSPORT_UDP,
-            default_addr=p.default_addr,
+            default_addr=p.default_addr, features=FEATURES[p.transport],
             options=[pb.Option(name=o.name, default=o.default, help=o.help) for o in p.options])
 
     def Configure(self, request, context):
-        import grpc
         with self._lock:
             if self.srv is not None or self.psrv is not None:
                 context.abort(grpc.StatusCode.FAILED_PRECONDITION, "already configured")
@@ -280,23 +261,17 @@ class Runtime:
             self.log.error("accept on the shared listener", error=str(e))
 
 
-class _Health:
-    """grpc.health.v1.Health: go-plugin's client pings the service "plugin"."""
+class _Health(health_pb2_grpc.HealthServicer):
+    """grpc.health.v1.Health: go-plugin's client pings the service "plugin".
+    Watch is not served (UNIMPLEMENTED): go-plugin never calls it."""
 
     def Check(self, request, context):
-        import grpc
-
-        from ._proto import health_pb2
         if request.service not in ("", "plugin"):
             context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
-    def Watch(self, request, context):
-        import grpc
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Watch is not served")
 
-
-class _Controller:
+class _Controller(grpc_controller_pb2_grpc.GRPCControllerServicer):
     """plugin.GRPCController: Shutdown is how go-plugin's Kill asks the plugin
     to exit (it kills it 2 s later if it has not)."""
 
@@ -304,12 +279,11 @@ class _Controller:
         self._rt = rt
 
     def Shutdown(self, request, context):
-        from ._proto import grpc_controller_pb2
         self._rt.stopped.set()
         return grpc_controller_pb2.Empty()
 
 
-class _Stdio:
+class _Stdio(grpc_stdio_pb2_grpc.GRPCStdioServicer):
     """plugin.GRPCStdio: go-plugin's client opens it once at start. The stream
     ends at once: this SDK sends what the plugin prints to the log instead
     (the host discards the stdio stream)."""

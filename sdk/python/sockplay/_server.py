@@ -13,9 +13,21 @@ import traceback
 
 from ._log import format_addr
 
-#: Accept errors after which the accept loop waits a little, as Go's
-#: net/http does, instead of spinning.
+#: Accept errors that end only this attempt: accept(2) says to retry the
+#: network errors; the resource ones get net/http's back-off, 5 ms doubling
+#: to 1 s, logged at most once a second.
+_ACCEPT_RETRY = {errno.ECONNABORTED, errno.EPROTO, errno.ENOPROTOOPT, errno.EHOSTDOWN, errno.ENONET,
+                 errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH, errno.ENETDOWN, errno.EPERM}
 _ACCEPT_BACKOFF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+#: The bounds of the lingering close that ends every connection, as the Go
+#: SDK's (sdk.LingerTimeout, sdk.LingerBytes): after the handler returns the
+#: server half-closes (FIN), reads and discards what the client still sends
+#: until it closes, LINGER_TIMEOUT passes or LINGER_BYTES were read, and only
+#: then closes, so that bytes the handler did not read do not turn the close
+#: into a reset that destroys its last reply (Apache httpd's lingering close).
+LINGER_TIMEOUT = 1.0
+LINGER_BYTES = 4 << 20
 
 
 class _Waker:
@@ -55,6 +67,8 @@ class Server:
         self._next_id = 0
         self._waker = _Waker()
         self._accepting = 0
+        self.linger_timeout = LINGER_TIMEOUT
+        self.accept_errors = 0
         self.active = 0
         self.total = 0
         self.panics = 0
@@ -68,7 +82,7 @@ class Server:
                 return
             self._next_id += 1
             cid = self._next_id
-            self._conns[cid] = conn
+            self._conns[cid] = [conn, False]  # lingering?
             self.active += 1
             self.total += 1
         t = threading.Thread(target=self._run, args=(cid, conn, addr), name=f"sockplay-conn-{cid}", daemon=True)
@@ -90,17 +104,49 @@ class Server:
             self._done(cid, conn)
 
     def _done(self, cid, conn):
-        with self._lock:
-            # Out of the table before it is closed: shutdown() never touches
-            # a descriptor that may have been reused.
-            del self._conns[cid]
         try:
-            conn.close()
+            self._linger(cid, conn)
+        finally:
+            with self._lock:
+                # Out of the table before it is closed: shutdown() never
+                # touches a descriptor that may have been reused.
+                del self._conns[cid]
+            try:
+                conn.close()
+            except OSError:
+                pass
+            with self._lock:
+                self.active -= 1
+                self._idle.notify_all()
+
+    def _linger(self, cid, conn):
+        """The lingering close (see LINGER_TIMEOUT), unless the server drains:
+        then the connection closes at once, and shutdown() cuts short the
+        ones lingering."""
+        if self.linger_timeout <= 0:
+            return
+        try:
+            conn.shutdown(socket.SHUT_WR)  # fails when the handler closed conn, or the client reset it
+        except OSError:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            self._conns[cid][1] = True
+        deadline = time.monotonic() + self.linger_timeout
+        left = LINGER_BYTES
+        try:
+            while left > 0 and not self._closed:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    return
+                conn.settimeout(wait)
+                data = conn.recv(min(left, 65536))
+                if not data:
+                    return
+                left -= len(data)
         except OSError:
             pass
-        with self._lock:
-            self.active -= 1
-            self._idle.notify_all()
 
     def serve(self, listener):
         """Accepts connections on listener and serves each until shutdown;
@@ -117,8 +163,9 @@ class Server:
             poll = select.poll()
             poll.register(listener.fileno(), select.POLLIN)
             poll.register(self._waker.r, select.POLLIN)
+            delay, last_log, suppressed = 0.0, 0.0, 0
             while not self._closed:
-                ready = {fd for fd, _ in poll.poll()}
+                ready = {fd for fd, _ in poll.poll(delay * 1000 if delay else None)}
                 if self._waker.r in ready or self._closed:
                     break
                 for _ in range(64):
@@ -126,14 +173,21 @@ class Server:
                         conn, addr = listener.accept()
                     except (BlockingIOError, InterruptedError):
                         break
-                    except ConnectionAbortedError:
-                        continue
                     except OSError as e:
-                        if e.errno not in _ACCEPT_BACKOFF:
+                        if e.errno not in _ACCEPT_RETRY and e.errno not in _ACCEPT_BACKOFF:
                             raise
-                        self._log.warn("accept", error=str(e))
-                        time.sleep(0.01)
-                        break
+                        with self._lock:
+                            self.accept_errors += 1
+                        if time.monotonic() - last_log >= 1:
+                            self._log.warn("accept failed; retrying", error=str(e), suppressed=suppressed)
+                            last_log, suppressed = time.monotonic(), 0
+                        else:
+                            suppressed += 1
+                        if e.errno in _ACCEPT_BACKOFF:
+                            delay = min(max(delay * 2, 0.005), 1.0)
+                            break
+                        continue
+                    delay = 0.0
                     conn.setblocking(True)
                     self.serve_conn(conn, addr)
         finally:
@@ -149,23 +203,35 @@ class Server:
         connections it had to cut."""
         with self._lock:
             self._closed = True
+            for conn, lingering in self._conns.values():
+                if lingering:
+                    _cut(conn)
         self.stopping.set()
         self._waker.wake()
         with self._lock:
             if self._idle.wait_for(lambda: self.active == 0, timeout=max(timeout, 0)):
                 return 0
             forced = len(self._conns)
-            for conn in self._conns.values():
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            for conn, _ in self._conns.values():
+                _cut(conn)
             self._idle.wait_for(lambda: self.active == 0, timeout=1.0)
         return forced
 
     def stats(self):
+        """The counters: active counts the connections whose handler runs or
+        that linger before closing."""
         with self._lock:
-            return {"active": self.active, "total": self.total, "panics": self.panics}
+            return {"active": self.active, "total": self.total, "panics": self.panics,
+                    "accept_errors": self.accept_errors}
+
+
+def _cut(conn):
+    """Ends a connection another thread may be blocked on: shutdown wakes a
+    blocked recv (close would not)."""
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 class PacketServer:

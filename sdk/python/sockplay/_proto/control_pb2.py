@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsockplay/_proto/control.proto\x12\x14sockplay.protocol.v1\"5\n\x06Option\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x02 \x01(\t\x12\x0c\n\x04help\x18\x03 \x01(\t\"\x11\n\x0f\x44\x65scribeRequest\"\xb6\x01\n\x0b\x44\x65scription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x32\n\ttransport\x18\x04 \x01(\x0e\x32\x1f.sockplay.protocol.v1.Transport\x12\x14\n\x0c\x64\x65\x66\x61ult_addr\x18\x05 \x01(\t\x12-\n\x07options\x18\x06 \x03(\x0b\x32\x1c.sockplay.protocol.v1.Option\"\x9d\x01\n\x10\x43onfigureRequest\x12\x44\n\x07options\x18\x01 \x03(\x0b\x32\x33.sockplay.protocol.v1.ConfigureRequest.OptionsEntry\x12\x13\n\x0blisten_addr\x18\x02 \x01(\t\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11\x43onfigureResponse\"\x0f\n\rHealthRequest\"3\n\x0eHealthResponse\x12\x0f\n\x07serving\x18\x01 \x01(\x08\x12\x10\n\x08\x64raining\x18\x02 \x01(\x08\"\x0e\n\x0cStatsRequest\"c\n\rStatsResponse\x12\x14\n\x0c\x63onns_active\x18\x01 \x01(\x04\x12\x13\n\x0b\x63onns_total\x18\x02 \x01(\x04\x12\x0e\n\x06panics\x18\x03 \x01(\x04\x12\x17\n\x0fhandoff_batches\x18\x04 \x01(\x04\"\"\n\x0c\x44rainRequest\x12\x12\n\ntimeout_ms\x18\x01 \x01(\x03\"\x1f\n\rDrainResponse\x12\x0e\n\x06\x66orced\x18\x01 \x01(\x04*L\n\tTransport\x12\x19\n\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x11\n\rTRANSPORT_TCP\x10\x01\x12\x11\n\rTRANSPORT_UDP\x10\x02\x32\xb6\x03\n\x07\x43ontrol\x12T\n\x08\x44\x65scribe\x12%.sockplay.protocol.v1.DescribeRequest\x1a!.sockplay.protocol.v1.Description\x12\\\n\tConfigure\x12&.sockplay.protocol.v1.ConfigureRequest\x1a\'.sockplay.protocol.v1.ConfigureResponse\x12S\n\x06Health\x12#.sockplay.protocol.v1.HealthRequest\x1a$.sockplay.protocol.v1.HealthResponse\x12P\n\x05Stats\x12\".sockplay.protocol.v1.StatsRequest\x1a#.sockplay.protocol.v1.StatsResponse\x12P\n\x05\x44rain\x12\".sockplay.protocol.v1.DrainRequest\x1a#.sockplay.protocol.v1.DrainResponseB+Z)github.com/sockplay/sockplay/sdk/protocolb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsockplay/_proto/control.proto\x12\x14sockplay.protocol.v1\"5\n\x06Option\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x02 \x01(\t\x12\x0c\n\x04help\x18\x03 \x01(\t\"\x11\n\x0f\x44\x65scribeRequest\"\xc8\x01\n\x0b\x44\x65scription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x32\n\ttransport\x18\x04 \x01(\x0e\x32\x1f.sockplay.protocol.v1.Transport\x12\x14\n\x0c\x64\x65\x66\x61ult_addr\x18\x05 \x01(\t\x12-\n\x07options\x18\x06 \x03(\x0b\x32\x1c.sockplay.protocol.v1.Option\x12\x10\n\x08\x66\x65\x61tures\x18\x07 \x03(\t\"\xde\x01\n\x10\x43onfigureRequest\x12\x44\n\x07options\x18\x01 \x03(\x0b\x32\x33.sockplay.protocol.v1.ConfigureRequest.OptionsEntry\x12\x13\n\x0blisten_addr\x18\x02 \x01(\t\x12*\n\x05rules\x18\x03 \x01(\x0b\x32\x1b.sockplay.protocol.v1.Rules\x12\x13\n\x0btrace_bytes\x18\x04 \x01(\r\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x94\x01\n\x05Rules\x12\r\n\x05\x61llow\x18\x01 \x03(\t\x12\x0c\n\x04\x64\x65ny\x18\x02 \x03(\t\x12\x11\n\tmax_conns\x18\x03 \x01(\r\x12\x16\n\x0emax_per_source\x18\x04 \x01(\r\x12\x17\n\x0frate_per_source\x18\x05 \x01(\x01\x12\x12\n\nrate_burst\x18\x06 \x01(\r\x12\x16\n\x0eproxy_protocol\x18\x07 \x03(\t\"\x13\n\x11\x43onfigureResponse\"\x0f\n\rHealthRequest\"3\n\x0eHealthResponse\x12\x0f\n\x07serving\x18\x01 \x01(\x08\x12\x10\n\x08\x64raining\x18\x02 \x01(\x08\"\x0e\n\x0cStatsRequest\"c\n\rStatsResponse\x12\x14\n\x0c\x63onns_active\x18\x01 \x01(\x04\x12\x13\n\x0b\x63onns_total\x18\x02 \x01(\x04\x12\x0e\n\x06panics\x18\x03 \x01(\x04\x12\x17\n\x0fhandoff_batches\x18\x04 \x01(\x04\"\"\n\x0c\x44rainRequest\x12\x12\n\ntimeout_ms\x18\x01 \x01(\x03\"\x1f\n\rDrainResponse\x12\x0e\n\x06\x66orced\x18\x01 \x01(\x04\"\x0f\n\rEventsRequest\"J\n\nEventBatch\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.sockplay.protocol.v1.Event\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\"\xa3\x03\n\x05\x45vent\x12.\n\x04kind\x18\x01 \x01(\x0e\x32 .sockplay.protocol.v1.Event.Kind\x12\x0c\n\x04\x63onn\x18\x02 \x01(\x04\x12\x16\n\x0etime_unix_nano\x18\x03 \x01(\x03\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\r\n\x05local\x18\x05 \x01(\t\x12\x16\n\x0e\x64uration_nanos\x18\x06 \x01(\x03\x12\x10\n\x08\x62ytes_in\x18\x07 \x01(\x04\x12\x11\n\tbytes_out\x18\x08 \x01(\x04\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x32\n\tdirection\x18\n \x01(\x0e\x32\x1f.sockplay.protocol.v1.Direction\x12\x0e\n\x06offset\x18\x0b \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x0c \x01(\x0c\x12\x14\n\x0c\x64\x61tagrams_in\x18\r \x01(\x04\x12\x15\n\rdatagrams_out\x18\x0e \x01(\x04\"[\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\n\n\x06OPENED\x10\x01\x12\n\n\x06\x43LOSED\x10\x02\x12\x0b\n\x07REFUSED\x10\x03\x12\t\n\x05TRACE\x10\x04\x12\r\n\tDATAGRAMS\x10\x05\"=\n\x0fSetRulesRequest\x12*\n\x05rules\x18\x01 \x01(\x0b\x32\x1b.sockplay.protocol.v1.Rules\"\x12\n\x10SetRulesResponse*L\n\tTransport\x12\x19\n\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x11\n\rTRANSPORT_TCP\x10\x01\x12\x11\n\rTRANSPORT_UDP\x10\x02*K\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x44IRECTION_IN\x10\x01\x12\x11\n\rDIRECTION_OUT\x10\x02\x32\xe4\x04\n\x07\x43ontrol\x12T\n\x08\x44\x65scribe\x12%.sockplay.protocol.v1.DescribeRequest\x1a!.sockplay.protocol.v1.Description\x12\\\n\tConfigure\x12&.sockplay.protocol.v1.ConfigureRequest\x1a\'.sockplay.protocol.v1.ConfigureResponse\x12S\n\x06Health\x12#.sockplay.protocol.v1.HealthRequest\x1a$.sockplay.protocol.v1.HealthResponse\x12P\n\x05Stats\x12\".sockplay.protocol.v1.StatsRequest\x1a#.sockplay.protocol.v1.StatsResponse\x12P\n\x05\x44rain\x12\".sockplay.protocol.v1.DrainRequest\x1a#.sockplay.protocol.v1.DrainResponse\x12Q\n\x06\x45vents\x12#.sockplay.protocol.v1.EventsRequest\x1a .sockplay.protocol.v1.EventBatch0\x01\x12Y\n\x08SetRules\x12%.sockplay.protocol.v1.SetRulesRequest\x1a&.sockplay.protocol.v1.SetRulesResponseB+Z)github.com/sockplay/sockplay/sdk/protocolb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sockplay._proto.control_pb2', globals())
@@ -23,32 +23,48 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._serialized_options = b'Z)github.com/sockplay/sockplay/sdk/protocol'
   _CONFIGUREREQUEST_OPTIONSENTRY._options = None
   _CONFIGUREREQUEST_OPTIONSENTRY._serialized_options = b'8\001'
-  _TRANSPORT._serialized_start=751
-  _TRANSPORT._serialized_end=827
+  _TRANSPORT._serialized_start=1583
+  _TRANSPORT._serialized_end=1659
+  _DIRECTION._serialized_start=1661
+  _DIRECTION._serialized_end=1736
   _OPTION._serialized_start=55
   _OPTION._serialized_end=108
   _DESCRIBEREQUEST._serialized_start=110
   _DESCRIBEREQUEST._serialized_end=127
   _DESCRIPTION._serialized_start=130
-  _DESCRIPTION._serialized_end=312
-  _CONFIGUREREQUEST._serialized_start=315
-  _CONFIGUREREQUEST._serialized_end=472
-  _CONFIGUREREQUEST_OPTIONSENTRY._serialized_start=426
-  _CONFIGUREREQUEST_OPTIONSENTRY._serialized_end=472
-  _CONFIGURERESPONSE._serialized_start=474
-  _CONFIGURERESPONSE._serialized_end=493
-  _HEALTHREQUEST._serialized_start=495
-  _HEALTHREQUEST._serialized_end=510
-  _HEALTHRESPONSE._serialized_start=512
-  _HEALTHRESPONSE._serialized_end=563
-  _STATSREQUEST._serialized_start=565
-  _STATSREQUEST._serialized_end=579
-  _STATSRESPONSE._serialized_start=581
-  _STATSRESPONSE._serialized_end=680
-  _DRAINREQUEST._serialized_start=682
-  _DRAINREQUEST._serialized_end=716
-  _DRAINRESPONSE._serialized_start=718
-  _DRAINRESPONSE._serialized_end=749
-  _CONTROL._serialized_start=830
-  _CONTROL._serialized_end=1268
+  _DESCRIPTION._serialized_end=330
+  _CONFIGUREREQUEST._serialized_start=333
+  _CONFIGUREREQUEST._serialized_end=555
+  _CONFIGUREREQUEST_OPTIONSENTRY._serialized_start=509
+  _CONFIGUREREQUEST_OPTIONSENTRY._serialized_end=555
+  _RULES._serialized_start=558
+  _RULES._serialized_end=706
+  _CONFIGURERESPONSE._serialized_start=708
+  _CONFIGURERESPONSE._serialized_end=727
+  _HEALTHREQUEST._serialized_start=729
+  _HEALTHREQUEST._serialized_end=744
+  _HEALTHRESPONSE._serialized_start=746
+  _HEALTHRESPONSE._serialized_end=797
+  _STATSREQUEST._serialized_start=799
+  _STATSREQUEST._serialized_end=813
+  _STATSRESPONSE._serialized_start=815
+  _STATSRESPONSE._serialized_end=914
+  _DRAINREQUEST._serialized_start=916
+  _DRAINREQUEST._serialized_end=950
+  _DRAINRESPONSE._serialized_start=952
+  _DRAINRESPONSE._serialized_end=983
+  _EVENTSREQUEST._serialized_start=985
+  _EVENTSREQUEST._serialized_end=1000
+  _EVENTBATCH._serialized_start=1002
+  _EVENTBATCH._serialized_end=1076
+  _EVENT._serialized_start=1079
+  _EVENT._serialized_end=1498
+  _EVENT_KIND._serialized_start=1407
+  _EVENT_KIND._serialized_end=1498
+  _SETRULESREQUEST._serialized_start=1500
+  _SETRULESREQUEST._serialized_end=1561
+  _SETRULESRESPONSE._serialized_start=1563
+  _SETRULESRESPONSE._serialized_end=1581
+  _CONTROL._serialized_start=1739
+  _CONTROL._serialized_end=2351
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,16 @@ class ControlStub(object):
                 request_serializer=sockplay_dot___proto_dot_control__pb2.DrainRequest.SerializeToString,
                 response_deserializer=sockplay_dot___proto_dot_control__pb2.DrainResponse.FromString,
                 )
+        self.Events = channel.unary_stream(
+                '/sockplay.protocol.v1.Control/Events',
+                request_serializer=sockplay_dot___proto_dot_control__pb2.EventsRequest.SerializeToString,
+                response_deserializer=sockplay_dot___proto_dot_control__pb2.EventBatch.FromString,
+                )
+        self.SetRules = channel.unary_unary(
+                '/sockplay.protocol.v1.Control/SetRules',
+                request_serializer=sockplay_dot___proto_dot_control__pb2.SetRulesRequest.SerializeToString,
+                response_deserializer=sockplay_dot___proto_dot_control__pb2.SetRulesResponse.FromString,
+                )
 
 
 class ControlServicer(object):
@@ -81,6 +91,23 @@ class ControlServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Events(self, request, context):
+        """Events streams what happens to the plugin's connections and datagrams,
+        in batches, from the call until the plugin exits or the host cancels.
+        The host opens it after Configure. Feature "events".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRules(self, request, context):
+        """SetRules replaces the access rules the plugin enforces where it accepts
+        or receives (see ConfigureRequest.rules). Feature "rules".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,6 +135,16 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Drain,
                     request_deserializer=sockplay_dot___proto_dot_control__pb2.DrainRequest.FromString,
                     response_serializer=sockplay_dot___proto_dot_control__pb2.DrainResponse.SerializeToString,
+            ),
+            'Events': grpc.unary_stream_rpc_method_handler(
+                    servicer.Events,
+                    request_deserializer=sockplay_dot___proto_dot_control__pb2.EventsRequest.FromString,
+                    response_serializer=sockplay_dot___proto_dot_control__pb2.EventBatch.SerializeToString,
+            ),
+            'SetRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRules,
+                    request_deserializer=sockplay_dot___proto_dot_control__pb2.SetRulesRequest.FromString,
+                    response_serializer=sockplay_dot___proto_dot_control__pb2.SetRulesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -201,5 +238,39 @@ class Control(object):
         return grpc.experimental.unary_unary(request, target, '/sockplay.protocol.v1.Control/Drain',
             sockplay_dot___proto_dot_control__pb2.DrainRequest.SerializeToString,
             sockplay_dot___proto_dot_control__pb2.DrainResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Events(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/sockplay.protocol.v1.Control/Events',
+            sockplay_dot___proto_dot_control__pb2.EventsRequest.SerializeToString,
+            sockplay_dot___proto_dot_control__pb2.EventBatch.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SetRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/sockplay.protocol.v1.Control/SetRules',
+            sockplay_dot___proto_dot_control__pb2.SetRulesRequest.SerializeToString,
+            sockplay_dot___proto_dot_control__pb2.SetRulesResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
