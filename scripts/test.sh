@@ -39,5 +39,13 @@ for f in $gen; do
 	cmp "$tmp/py/sockplay/_proto/$f" "sdk/python/sockplay/_proto/$f" || { echo "sdk/python/sockplay/_proto/$f differs from gen.sh's output"; exit 1; }
 done
 
+echo "== python3 -m unittest: the Python SDK and its examples"
+# Debian's interpreter: the SDK's dependencies are Debian packages, which a
+# python3 found first on PATH (pyenv, a virtualenv) would not see.
+(cd sdk/python && /usr/bin/python3 -m unittest discover -s tests)
+if ls examples/python/test_*.py >/dev/null 2>&1; then
+	(cd examples/python && PYTHONPATH=../../sdk/python /usr/bin/python3 -m unittest discover -s . -p 'test_*.py')
+fi
+
 echo "== go test -race"
 go test -race -count=1 -timeout 30m ./...

@@ -16,8 +16,11 @@ arrive together. The plugin never writes on the socket. End of file means the
 host is gone.
 """
 
+import array
 import socket
 import struct
+
+_INT = array.array("i")
 
 CONN, PACKET, LISTENER = "C", "P", "L"
 WIRE_VERSION = 1
@@ -70,11 +73,20 @@ def parse(msg, fds, flags=0):
 def recv(sock):
     """Reads one message from the handoff socket. It returns None when the host
     has closed its end, and raises WireError for a malformed message (whose
-    descriptors it closes). The received descriptors are close-on-exec."""
-    msg, fds, flags, _ = socket.recv_fds(sock, RECV_SIZE, MAX_BATCH, socket.MSG_CMSG_CLOEXEC)
+    descriptors it closes). The received descriptors are close-on-exec.
+
+    This is socket.recv_fds with MSG_CMSG_CLOEXEC: Python 3.11's recv_fds
+    takes a flags argument but does not pass it to recvmsg, so the
+    descriptors it returns would be inherited by whatever a handler execs."""
+    msg, ancdata, flags, _ = sock.recvmsg(RECV_SIZE, socket.CMSG_SPACE(MAX_BATCH * _INT.itemsize),
+                                          socket.MSG_CMSG_CLOEXEC)
+    fds = array.array("i")
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
     if not msg and not fds:
         return None
-    return parse(msg, fds, flags)
+    return parse(msg, list(fds), flags)
 
 
 def send(sock, kind, ids, fds):
