@@ -7,7 +7,7 @@ PLUGINS  := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/main.go))))
 # executable file each (a zipapp of the script and the SDK, run by Debian's
 # /usr/bin/python3; see sdk/python/build_plugin.py).
 PYTHON   ?= python3
-PYPLUGINS := $(basename $(notdir $(filter-out %/test_%.py,$(wildcard examples/python/*.py))))
+PYPLUGINS := $(filter-out test_%,$(basename $(notdir $(wildcard examples/python/*.py))))
 ARGS     ?=
 
 .PHONY: all build run test check bench setup generate clean

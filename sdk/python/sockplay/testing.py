@@ -16,8 +16,8 @@ The handler runs under the same Server (or PacketServer) the runtime uses
 under the host, a thread per connection, so exceptions, the lingering close
 and draining behave as they do there; the only difference is that the
 connections come from a listener of the harness instead of the host's
-descriptors. The plugin's log lines are kept (Instance.records) and can be
-waited for (Instance.wait_log). Everything a test starts is stopped by its
+descriptors. The plugin's log lines, and what it prints, are kept
+(Instance.records) and can be waited for (Instance.wait_log). Everything a test starts is stopped by its
 cleanup. A plugin is one object with one configuration: run one Instance of
 it at a time.
 """
@@ -30,7 +30,7 @@ import threading
 import time
 import unittest
 
-from ._log import Logger
+from ._log import LineLogger, Logger
 from ._plugin import TCP, ConfigError
 from ._server import PacketServer, Server
 
@@ -56,6 +56,8 @@ class Instance:
         plugin.log = Logger(write=self._write, level="trace")
         plugin.stopping = threading.Event()
         plugin.configure(dict(options or {}))
+        # print() in a handler goes to the log, as under the host.
+        self._stdout, sys.stdout = sys.stdout, LineLogger(plugin.log, "info", "stdout")
         self._clients = []
         self._thread = None
         if plugin.transport == TCP:
@@ -125,6 +127,9 @@ class Instance:
         forced = self.server.shutdown(timeout)
         if self._thread is not None:
             self._thread.join(TIMEOUT)
+        if isinstance(sys.stdout, LineLogger):
+            sys.stdout.flush()
+            sys.stdout = self._stdout
         return forced
 
     def __enter__(self):
