@@ -1,7 +1,7 @@
 # sockplay: `make run` builds everything and serves every bundled plugin on
 # loopback; `make test` runs the whole test suite (what CI runs).
 GO       ?= go
-BIN      := bin
+BIN      ?= bin
 PLUGINS  := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/main.go))))
 # Python plugins: examples/python/NAME.py becomes bin/sockplay-pyNAME, one
 # executable file each (a zipapp of the script and the SDK, run by Debian's
@@ -9,16 +9,23 @@ PLUGINS  := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/main.go))))
 PYTHON   ?= python3
 PYPLUGINS := $(filter-out test_%,$(basename $(notdir $(wildcard examples/python/*.py))))
 ARGS     ?=
+# Stamp the VCS revision into the binaries (`sockplay version`) even where
+# GOFLAGS says -buildvcs=false; "auto" builds outside git too.
+GOBUILD  := $(GO) build -buildvcs=auto
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+MANOUT   ?= man
 
-.PHONY: all build run test check bench setup generate clean
+.PHONY: all build run test check bench setup generate clean install man
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/sockplay ./host
-	@for p in $(PLUGINS); do echo "$(GO) build -o $(BIN)/sockplay-$$p ./plugins/$$p"; \
-		$(GO) build -o $(BIN)/sockplay-$$p ./plugins/$$p || exit 1; done
+	$(GOBUILD) -o $(BIN)/sockplay ./host
+	@for p in $(PLUGINS); do echo "$(GOBUILD) -o $(BIN)/sockplay-$$p ./plugins/$$p"; \
+		$(GOBUILD) -o $(BIN)/sockplay-$$p ./plugins/$$p || exit 1; done
 ifneq ($(PYPLUGINS),)
 	$(PYTHON) sdk/python/build_plugin.py $(BIN) $(foreach p,$(PYPLUGINS),py$(p)=examples/python/$(p).py)
 endif
@@ -40,5 +47,17 @@ bench: build
 generate:
 	$(GO) generate ./...
 
+# Install sockplay and every sockplay-NAME into $(BINDIR), where the host
+# finds its plugins (its own directory), and the man pages into $(MANDIR).
+# DESTDIR stages a package: make install DESTDIR=/tmp/pkg PREFIX=/usr
+install: build man
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(BIN)/sockplay $(BIN)/sockplay-* $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(MANOUT)/*.1 $(DESTDIR)$(MANDIR)/man1/
+
+# Man pages, one per command, from the same cobra tree as --help.
+man:
+	$(GO) run ./host/internal/cli/genman $(MANOUT)
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(MANOUT)

@@ -192,7 +192,7 @@ func waitNewPid(t *testing.T, h *e2e.Host, name string, old int, timeout time.Du
 
 func statusOutput(t *testing.T, file string) string {
 	t.Helper()
-	out, stderr, code := e2e.Run(t, "status", "--status-file", file)
+	out, stderr, code := e2e.Run(t, "status", "--status-file", file, "--wide")
 	if code != 0 {
 		t.Fatalf("sockplay status: exit %d: %s", code, stderr)
 	}

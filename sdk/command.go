@@ -106,10 +106,10 @@ func RunClient(ctx context.Context, p *Plugin, args []string, stdio Stdio) int {
 	// cobra's own argument errors ("unknown command ...") are not typed.
 	if errors.As(err, &ue) || errors.Is(err, ErrUsage) || strings.HasPrefix(err.Error(), "unknown command ") {
 		msg := strings.TrimLeft(strings.TrimPrefix(err.Error(), ErrUsage.Error()), ": ")
-		if msg != "" {
-			fmt.Fprintf(stdio.Err, "%s: %s\n", prog, msg)
+		if msg == "" {
+			msg = "usage error"
 		}
-		fmt.Fprintf(stdio.Err, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		fmt.Fprintf(stdio.Err, "%s: %s (see '%s --help')\n", prog, msg, cmd.CommandPath())
 		return ExitUsage
 	}
 	fmt.Fprintf(stdio.Err, "%s: %v\n", prog, err)

@@ -170,7 +170,6 @@ func ExampleRunClient() {
 	// exit 0
 	// HELLO, GOPHER
 	// exit 0
-	// sockplay-greeter: hello: want NAME
-	// Run 'sockplay-greeter hello --help' for usage.
+	// sockplay-greeter: hello: want NAME (see 'sockplay-greeter hello --help')
 	// exit 2
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sockplay/sockplay/sdk/protocol"
 	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
+	"github.com/sockplay/sockplay/sdk/protocol/plog"
 )
 
 // servePlugin is Main when the host started the binary: it serves the control
@@ -28,7 +29,7 @@ func servePlugin(p *Plugin) int {
 	// os.Stderr is captured here, before plugin.Serve redirects the standard
 	// streams: go-plugin parses these JSON lines into the host's log.
 	// The host names the logger after the plugin.
-	log := hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: level})
+	log := plog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: level})
 	rt := &runtime{p: p, log: log, configured: make(chan struct{})}
 
 	if err := startHandoff(rt); err != nil {
@@ -36,6 +37,7 @@ func servePlugin(p *Plugin) int {
 		return 1
 	}
 
+	restoreStdout()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  protocol.Handshake,
 		VersionedPlugins: protocol.PluginSet(rt),

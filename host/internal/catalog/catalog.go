@@ -114,3 +114,61 @@ func fileSHA256(path string) ([]byte, error) {
 	}
 	return h.Sum(nil), nil
 }
+
+// Lookup finds the binary of plugin name: in dirs in order, then in the
+// directories of pathEnv (a $PATH value), as git and kubectl find theirs.
+func Lookup(name string, dirs []string, pathEnv string) (Entry, error) {
+	if !nameRE.MatchString(name) {
+		return Entry{}, fmt.Errorf("%q is not a plugin name (lower case letters, digits and dashes)", name)
+	}
+	for _, dir := range append(dirs, filepath.SplitList(pathEnv)...) {
+		if dir == "" {
+			continue
+		}
+		path := filepath.Join(dir, Prefix+name)
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			continue
+		}
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			continue
+		}
+		sum, err := fileSHA256(abs)
+		if err != nil {
+			return Entry{}, err
+		}
+		return Entry{Name: name, Path: abs, SHA256: sum}, nil
+	}
+	return Entry{}, fmt.Errorf("no %s%s in %s or $PATH", Prefix, name, strings.Join(dirs, ", "))
+}
+
+// ScanPath lists the plugins in the directories of pathEnv (a $PATH value)
+// that are not already among have (found earlier, in the plugin directory,
+// or in an earlier $PATH directory): what `sockplay plugins` shows after the
+// plugin directory's.
+func ScanPath(pathEnv string, have []Entry) ([]Entry, []Skipped) {
+	seen := map[string]bool{}
+	for _, e := range have {
+		seen[e.Name] = true
+	}
+	var entries []Entry
+	var skipped []Skipped
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			continue
+		}
+		es, sk, err := Scan(dir)
+		if err != nil {
+			continue // a $PATH entry that does not exist is common and harmless
+		}
+		skipped = append(skipped, sk...)
+		for _, e := range es {
+			if !seen[e.Name] {
+				seen[e.Name] = true
+				entries = append(entries, e)
+			}
+		}
+	}
+	return entries, skipped
+}

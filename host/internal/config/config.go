@@ -21,6 +21,9 @@ import (
 type Config struct {
 	// PluginDir is where plugin binaries are found.
 	PluginDir string
+	// SearchPath is a $PATH value: a plugin named in Enable that is not in
+	// PluginDir is looked up in its directories.
+	SearchPath string
 	// Enable lists the plugins to serve; empty means every plugin found.
 	Enable []string
 	// Listen moves a plugin off its default address.

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"text/tabwriter"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -35,21 +35,16 @@ type Host struct {
 	statusMu sync.Mutex
 }
 
-// Run starts the host, prints one line per plugin and a ready line to out,
-// and serves until the first value on signals; then it drains and stops
+// Run serves until the first value on signals; then it drains and stops
 // everything. A second signal stops at once.
-func Run(cfg config.Config, signals <-chan os.Signal, out io.Writer, log hclog.Logger) error {
-	h, err := Start(context.Background(), cfg, out, log)
-	if err != nil {
-		return err
-	}
+func (h *Host) Run(signals <-chan os.Signal) error {
 	sig := <-signals
-	log.Info("stopping: draining connections", "signal", sig.String(), "drain_timeout", cfg.DrainTimeout)
+	h.log.Info("stopping: draining connections", "signal", sig.String(), "drain_timeout", h.cfg.DrainTimeout)
 	done := make(chan struct{})
 	go func() { h.Shutdown(); close(done) }()
 	select {
 	case <-done:
-		log.Info("stopped")
+		h.log.Info("stopped")
 		return nil
 	case sig := <-signals:
 		h.Kill()
@@ -119,7 +114,7 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 		fmt.Fprintln(out, r.line)
 	}
 	h.writeStatus(false)
-	fmt.Fprintf(out, "%s %d plugins; Ctrl-C stops\n", ReadyLine, len(h.sups))
+	fmt.Fprintf(out, "%s %d %s; Ctrl-C stops\n", ReadyLine, len(h.sups), plural(len(h.sups), "plugin", "plugins"))
 	return h, nil
 }
 
@@ -127,6 +122,11 @@ func selectPlugins(cfg config.Config, entries []catalog.Entry) ([]catalog.Entry,
 	var enabled []catalog.Entry
 	for _, name := range cfg.Enable {
 		e, err := catalog.Find(entries, name)
+		if err != nil && cfg.SearchPath != "" {
+			if pe, perr := catalog.Lookup(name, nil, cfg.SearchPath); perr == nil {
+				e, err = pe, nil
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("--enable %s: %w", name, err)
 		}
@@ -266,41 +266,68 @@ func (h *Host) each(f func(*supervisor.Supervisor)) {
 	wg.Wait()
 }
 
-// List is `sockplay plugins`: it starts each binary found just long enough to
-// ask what it is, and prints a table, then what it skipped and why.
-func List(ctx context.Context, dir string, out io.Writer, log hclog.Logger) error {
+// PluginInfo is one plugin as `sockplay plugins` shows it (the JSON of
+// `sockplay plugins --json`).
+type PluginInfo struct {
+	Name        string   `json:"name"`
+	Version     string   `json:"version"`
+	Protocol    int      `json:"protocol"`
+	Summary     string   `json:"summary"`
+	Transport   string   `json:"transport"`
+	DefaultAddr string   `json:"default_addr"`
+	Features    []string `json:"features"`
+	Path        string   `json:"path"`
+	// Source says where it was found: "plugin-dir" or "PATH".
+	Source string `json:"source"`
+	SHA256 string `json:"sha256"`
+}
+
+// Discover is `sockplay plugins`: it finds the plugins in dir, then those in
+// the directories of pathEnv not already found, starts each just long
+// enough to ask what it is, and returns them with what it skipped and why.
+func Discover(ctx context.Context, dir, pathEnv string, log hclog.Logger) ([]PluginInfo, []catalog.Skipped, error) {
 	entries, skipped, err := catalog.Scan(dir)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
+	inDir := len(entries)
+	more, moreSkipped := catalog.ScanPath(pathEnv, entries)
+	entries, skipped = append(entries, more...), append(skipped, moreSkipped...)
 	runDir, err := os.MkdirTemp("", "sockplay-")
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer os.RemoveAll(runDir)
 
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVERSION\tPROTOCOL\tTRANSPORT\tADDRESS\tPATH\tSHA256")
-	for _, e := range entries {
+	var infos []PluginInfo
+	for i, e := range entries {
 		proc, d, err := supervisor.Probe(ctx, supervisor.LaunchConfig{
-			Entry: e, RunDir: runDir, LogLevel: hclog.Warn, Logger: log.Named(e.Name), StartTimeout: 10e9,
+			Entry: e, RunDir: runDir, LogLevel: hclog.Warn, Logger: log.Named(e.Name), StartTimeout: 10 * time.Second,
 		})
 		if err != nil {
 			skipped = append(skipped, catalog.Skipped{Path: e.Path, Reason: err.Error()})
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.GetName(), d.GetVersion(), proc.ProtocolVersion,
-			supervisor.TransportName(d.GetTransport()), d.GetDefaultAddr(), e.Path, e.Hex())
+		source := "plugin-dir"
+		if i >= inDir {
+			source = "PATH"
+		}
+		infos = append(infos, PluginInfo{
+			Name: d.GetName(), Version: d.GetVersion(), Protocol: proc.ProtocolVersion, Summary: d.GetSummary(),
+			Transport: supervisor.TransportName(d.GetTransport()), DefaultAddr: d.GetDefaultAddr(),
+			Features: append([]string{}, d.GetFeatures()...), Path: e.Path, Source: source, SHA256: e.Hex(),
+		})
 		proc.Stop()
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, s := range skipped {
-		fmt.Fprintf(out, "skipped %s: %s\n", s.Path, s.Reason)
-	}
 	if len(entries) == 0 && len(skipped) == 0 {
-		return errors.New("no plugins in " + dir)
+		return nil, nil, errors.New("no plugins in " + dir + " or $PATH (binaries named sockplay-NAME)")
 	}
-	return nil
+	return infos, skipped, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -4,11 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/sockplay/sockplay/host/internal/supervisor"
@@ -21,6 +19,9 @@ type StatusReport struct {
 	Updated time.Time           `json:"updated"`
 	Stopped bool                `json:"stopped"`
 	Plugins []supervisor.Status `json:"plugins"`
+	// HostState is computed by ReadStatus, not stored: "running",
+	// "stopped" (it stopped cleanly) or "gone" (it died without saying so).
+	HostState string `json:"host_state,omitempty"`
 }
 
 // writeStatus replaces the status file atomically.
@@ -60,47 +61,25 @@ func writeFileAtomic(path string, b []byte) error {
 	return os.Rename(f.Name(), path)
 }
 
-// PrintStatus is `sockplay status`: it reads the status file and prints a
-// table of the plugins and their states.
-func PrintStatus(path string, out io.Writer) error {
+// ReadStatus reads a status file.
+func ReadStatus(path string) (StatusReport, error) {
+	var r StatusReport
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no status at %s: is a host running? (sockplay serve --status-file sets the path)", path)
+		return r, fmt.Errorf("no status at %s: is a host running? (sockplay serve --status-file sets the path)", path)
 	}
 	if err != nil {
-		return err
+		return r, err
 	}
-	var r StatusReport
 	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("status file %s: %w", path, err)
+		return r, fmt.Errorf("status file %s: %w", path, err)
 	}
+	r.HostState = "running"
 	switch {
 	case r.Stopped:
-		fmt.Fprintf(out, "host (pid %d) stopped at %s; its last status:\n", r.HostPid, r.Updated.Format(time.RFC3339))
+		r.HostState = "stopped"
 	case syscall.Kill(r.HostPid, 0) != nil:
-		fmt.Fprintf(out, "host (pid %d) is gone (it did not stop cleanly); its last status, of %s:\n", r.HostPid, r.Updated.Format(time.RFC3339))
-	default:
-		fmt.Fprintf(out, "host pid %d, updated %s\n", r.HostPid, r.Updated.Format(time.RFC3339))
+		r.HostState = "gone"
 	}
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVERSION\tTRANSPORT\tADDRESS\tSTATE\tPID\tSTANDBY\tRESTARTS\tLAST EXIT\tERROR")
-	for _, p := range r.Plugins {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Version, p.Transport, p.Addr, p.State,
-			pidOrDash(p.Pid), pidOrDash(p.StandbyPid), p.Restarts, dash(p.LastExit), dash(p.Error))
-	}
-	return tw.Flush()
-}
-
-func pidOrDash(pid int) string {
-	if pid <= 0 {
-		return "-"
-	}
-	return fmt.Sprint(pid)
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+	return r, nil
 }

@@ -1,12 +1,10 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -40,7 +38,8 @@ type Process struct {
 	sendMu      sync.Mutex
 	interrupted atomic.Bool
 	sockDir     string
-	stderr      *tailBuffer
+	stderr      *relay
+	stdout      *relay
 
 	exited   chan struct{} // closed when the process is gone
 	stopOnce sync.Once
@@ -87,7 +86,8 @@ func Launch(lc LaunchConfig) (*Process, error) {
 		handoff: hostEnd,
 		sender:  fdpass.NewSender(hostEnd),
 		sockDir: sockDir,
-		stderr:  &tailBuffer{max: 4096},
+		stderr:  newRelay(lc.Logger, "stderr"),
+		stdout:  newRelay(lc.Logger, "stdout"),
 		exited:  make(chan struct{}),
 	}
 	p.client = plugin.NewClient(&plugin.ClientConfig{
@@ -98,8 +98,10 @@ func Launch(lc LaunchConfig) (*Process, error) {
 		SecureConfig:     &plugin.SecureConfig{Checksum: lc.Entry.SHA256, Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Logger:           fixedName{lc.Logger},
+		Logger:           goPluginLogger{lc.Logger},
 		Stderr:           p.stderr,
+		SyncStdout:       p.stdout,
+		SyncStderr:       p.stderr,
 		StartTimeout:     lc.StartTimeout,
 	})
 
@@ -145,7 +147,7 @@ func (p *Process) startError(err error) error {
 		if tail := p.stderr.LastLine(); hs == "" && tail != "" {
 			return fmt.Errorf("exited before its handshake: %s", tail)
 		}
-		return fmt.Errorf("not a sockplay plugin (its handshake was %q)", hs)
+		return fmt.Errorf("not a sockplay plugin: it printed %q on stdout, where its go-plugin handshake line belongs (a plugin must not write to stdout before sdk.Main serves; log to stderr)", hs)
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
 		return fmt.Errorf("binary changed since it was found (SHA-256 mismatch)")
 	}
@@ -189,8 +191,11 @@ func (p *Process) ExitStatus() string {
 	return p.cmd.ProcessState.String()
 }
 
-// StderrTail returns the last line the plugin wrote to stderr.
-func (p *Process) StderrTail() string { return p.stderr.LastLine() }
+// StderrTail returns the last lines (at most 10) the plugin wrote to stderr.
+func (p *Process) StderrTail() []string { return p.stderr.Tail() }
+
+// Panic returns the whole Go panic the plugin printed before it died, or "".
+func (p *Process) Panic() string { return p.stderr.Panic() }
 
 // sendTimeout bounds how long a handoff may wait for a plugin that does not
 // take its connections: past it the plugin is taken for wedged and replaced.
@@ -255,39 +260,6 @@ func (p *Process) cleanup() {
 	os.RemoveAll(p.sockDir)
 }
 
-// tailBuffer keeps the end of what a plugin wrote to stderr.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-var _ io.Writer = (*tailBuffer)(nil)
-
-func (t *tailBuffer) Write(b []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, b...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(b), nil
-}
-
-// LastLine returns the last non-empty line, with hclog's JSON reduced to its
-// message.
-func (t *tailBuffer) LastLine() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := bytes.Split(bytes.TrimSpace(t.b), []byte("\n"))
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(string(lines[i])); l != "" {
-			return jsonMessage(l)
-		}
-	}
-	return ""
-}
-
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
@@ -302,9 +274,3 @@ func handshakeLine(msg string) string {
 	}
 	return strings.TrimSpace(rest)
 }
-
-// fixedName keeps go-plugin from renaming the plugin's logger after the
-// binary's path: the plugin's own lines then read "sockplay.echo: ...".
-type fixedName struct{ hclog.Logger }
-
-func (f fixedName) Named(string) hclog.Logger { return f }

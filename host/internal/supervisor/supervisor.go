@@ -11,11 +11,11 @@ package supervisor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -303,7 +303,13 @@ func (s *Supervisor) restart(dead *Process) *Process {
 func (s *Supervisor) reap(dead *Process) string {
 	dead.Kill()
 	status := dead.ExitStatus()
-	s.log.Error("plugin process exited", "pid", dead.Pid, "status", status, "last_stderr", dead.StderrTail())
+	args := []any{"pid", dead.Pid, "status", status}
+	if p := dead.Panic(); p != "" {
+		args = append(args, "panic", p)
+	} else if tail := dead.StderrTail(); len(tail) > 0 {
+		args = append(args, "stderr", strings.Join(tail, "\n"))
+	}
+	s.log.Error("plugin process exited", args...)
 	return status
 }
 
@@ -478,21 +484,4 @@ func rpcMessage(err error) string {
 		return st.Message()
 	}
 	return err.Error()
-}
-
-// jsonMessage reduces an hclog JSON line to "message: error", or returns the
-// line as it is.
-func jsonMessage(line string) string {
-	var m map[string]any
-	if json.Unmarshal([]byte(line), &m) != nil {
-		return line
-	}
-	msg, _ := m["@message"].(string)
-	if e, ok := m["error"].(string); ok {
-		msg += ": " + e
-	}
-	if msg == "" {
-		return line
-	}
-	return msg
 }

@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sockplay/sockplay/host/internal/config"
+	"github.com/sockplay/sockplay/host/internal/serve"
+)
+
+func init() { register(serveCommand) }
+
+// serveFlags are the flags that do not map one to one onto config.Config.
+type serveFlags struct {
+	listens, sets []string
+	level, format string
+	logTime       bool
+}
+
+func serveCommand(s Streams) *cobra.Command {
+	cfg := config.Default()
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "serve every plugin found, each on its listener",
+		Long: `Serve finds the plugins (executables named sockplay-NAME in --plugin-dir),
+starts each as its own process, binds each one's listener on its default
+127.0.0.1 address (or the one --listen gives) and hands it the connections.
+It prints one line per plugin and a ready line, then serves until SIGINT or
+SIGTERM, which stop accepting, give open connections --drain-timeout to
+finish, stop the plugins and exit 0. A second signal stops at once.
+
+A plugin that crashes is restarted with capped, jittered exponential backoff
+while its listener stays open: new clients wait in the kernel's backlog. One
+that crashes --crash-limit times within --crash-window is marked failed and
+its listener closed.
+
+A bad start (a port in use, an unknown plugin or option, a plugin that will
+not start) prints one line naming the cause and exits 1, leaving nothing
+running.`,
+		Example: `  sockplay serve
+  sockplay serve --enable echo,chat --listen echo=127.0.0.1:9000
+  sockplay serve --set hello.greeting='hi there' --set filexfer.root=/srv/files
+  sockplay serve --log-format json --log-time=false     # under systemd's journal`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd, cfg, f, s)
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.StringVar(&cfg.PluginDir, "plugin-dir", "", "find sockplay-NAME plugin binaries in `DIR` (default: the sockplay binary's own directory)")
+	fs.StringSliceVar(&cfg.Enable, "enable", nil, "serve only the plugins `NAME,...` (default: every plugin in --plugin-dir; a name not there is looked up in $PATH)")
+	fs.StringArrayVar(&f.listens, "listen", nil, "serve plugin NAME on `NAME=HOST:PORT` instead of its default address; port 0 picks a free one (repeatable)")
+	fs.StringArrayVar(&f.sets, "set", nil, "set option KEY of plugin NAME: `NAME.KEY=VALUE` (repeatable; sockplay-NAME --help lists them)")
+	fs.StringVar(&f.level, "log-level", "info", "log `LEVEL`: trace, debug, info, warn or error")
+	fs.StringVar(&f.format, "log-format", "text", "log `FORMAT`: text or json")
+	fs.BoolVar(&f.logTime, "log-time", true, "start each log line with the time (false: leave it to journald)")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGINT or SIGTERM, give open connections up to `D` to finish")
+	fs.IntVar(&cfg.Backlog, "backlog", cfg.Backlog, "each TCP listener's accept queue of `N` connections, where clients wait while a plugin restarts (capped by net.core.somaxconn)")
+	fs.IntVar(&cfg.UDPReadBuffer, "udp-read-buffer", 0, "UDP sockets' kernel receive buffer in `BYTES`, where datagrams wait while a plugin restarts (0: system default)")
+	fs.IntVar(&cfg.UDPWriteBuffer, "udp-write-buffer", 0, "UDP sockets' kernel send buffer in `BYTES` (0: system default)")
+	fs.IntVar(&cfg.CrashLimit, "crash-limit", cfg.CrashLimit, "mark a plugin failed after `N` crashes within --crash-window")
+	fs.DurationVar(&cfg.CrashWindow, "crash-window", cfg.CrashWindow, "the window `D` of --crash-limit")
+	fs.DurationVar(&cfg.BackoffMax, "restart-backoff-max", cfg.BackoffMax, "wait at most `D` before restarting a crashed plugin (the backoff starts at 5ms and doubles)")
+	fs.StringVar(&cfg.Handoff, "handoff", cfg.Handoff, "how TCP connections reach a plugin, `MODE`: conn (the host accepts each and passes it) or listener (the plugin accepts on the host's shared listening socket)")
+	fs.BoolVar(&cfg.Standby, "standby", cfg.Standby, "keep a started, configured spare process of each plugin, which takes over at once when the serving one dies")
+	fs.StringVar(&cfg.StatusFile, "status-file", config.DefaultStatusFile(), "keep the plugins' state in `FILE` for 'sockplay status' (empty: nowhere)")
+	return cmd
+}
+
+func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) error {
+	cfg.SearchPath = os.Getenv("PATH")
+	if cfg.PluginDir == "" {
+		cfg.PluginDir = defaultPluginDir()
+	}
+	var err error
+	if cfg.Listen, err = config.ParseListen(f.listens); err != nil {
+		return UsageError{err}
+	}
+	if cfg.Set, err = config.ParseSet(f.sets); err != nil {
+		return UsageError{err}
+	}
+	logOut := newGate(s.Err)
+	log, err := newLogger(f.level, f.format, f.logTime, logOut)
+	if err != nil {
+		return err
+	}
+	cfg.LogLevel = log.GetLevel()
+	cfg.LogJSON = f.format == "json"
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	h, err := serve.Start(cmd.Context(), cfg, s.Out, log)
+	if err != nil {
+		logOut.Discard()
+		return err
+	}
+	if err := logOut.Open(); err != nil {
+		h.Kill()
+		return err
+	}
+	return h.Run(signals)
+}
+
+// defaultPluginDir is the directory of the sockplay binary itself, where
+// `make build` and `make install` put the plugins.
+func defaultPluginDir() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "."
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	return filepath.Dir(exe)
+}
