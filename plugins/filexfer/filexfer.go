@@ -14,7 +14,7 @@ import (
 )
 
 // Version is the filexfer plugin's own version.
-const Version = "1.0.0"
+const Version = "1.1.0"
 
 // Plugin describes the filexfer plugin.
 func Plugin() sdk.Plugin {

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -590,5 +591,55 @@ func TestProgressBar(t *testing.T) {
 	}
 	if isTerminal(&buf) {
 		t.Fatal("a buffer is not a terminal")
+	}
+}
+
+// TestPutToOlderServer: a server from before "PUT SIZE - PATH" refuses the
+// "-"; the client then hashes first and uploads the old way.
+func TestPutToOlderServer(t *testing.T) {
+	noLeaks(t)
+	data := randomBytes(t, 300000)
+	src := filepath.Join(t.TempDir(), "f")
+	writeFile(t, src, data)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 4)
+	go func() {
+		defer close(got)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		br := bufio.NewReader(c)
+		for _, answer := range []string{`ERR bad-request sha256 "-": want 64 lower-case hex digits` + "\n", "OK 0\n"} {
+			line, _ := br.ReadString('\n')
+			got <- strings.TrimSuffix(line, "\n")
+			io.WriteString(c, answer)
+		}
+		b := make([]byte, len(data))
+		if _, err := io.ReadFull(br, b); err != nil || !bytes.Equal(b, data) {
+			got <- fmt.Sprintf("data: %v", err)
+			return
+		}
+		io.WriteString(c, "OK\n")
+	}()
+	defer ln.Close()
+	mustRun(t, "put", "-q", ln.Addr().String(), src, "f")
+	want := []string{"PUT 300000 - f", "PUT 300000 " + sumOf(data) + " f"}
+	for i := 0; ; i++ {
+		line, ok := <-got
+		if !ok {
+			if i != len(want) {
+				t.Fatalf("the server saw %d requests, want %d", i, len(want))
+			}
+			break
+		}
+		if i >= len(want) || line != want[i] {
+			t.Fatalf("request %d: %q", i, line)
+		}
 	}
 }

@@ -39,10 +39,14 @@ type Request struct {
 	// Offset is where a GET starts.
 	Offset int64
 	// Size and Sum are what a PUT announces: the whole file's length and its
-	// SHA-256 in lower-case hex.
+	// SHA-256 in lower-case hex, or SumAfter.
 	Size int64
 	Sum  string
 }
+
+// SumAfter, in place of a PUT's SHA-256, says that the SHA-256 follows the
+// data on a line of its own, so that the client can hash while it sends.
+const SumAfter = "-"
 
 // ErrBadRequest is the cause of every error ParseRequest returns.
 var ErrBadRequest = errors.New("bad request")
@@ -59,7 +63,7 @@ func ParseRequest(line string) (Request, error) {
 	r.Verb = Verb(f[0])
 	want := map[Verb]int{VerbList: 2, VerbSum: 2, VerbGet: 3, VerbPut: 4}[r.Verb]
 	if want == 0 {
-		return Request{}, badRequest("unknown request %q (want LIST, SUM, GET or PUT)", clip(f[0]))
+		return Request{}, badRequest("unknown request %+q (want LIST, SUM, GET or PUT)", clip(f[0]))
 	}
 	if len(f) != want {
 		return Request{}, badRequest("%s takes %d fields separated by single spaces, got %d", r.Verb, want-1, len(f)-1)
@@ -74,8 +78,8 @@ func ParseRequest(line string) (Request, error) {
 		if r.Size, err = parseSize(f[1], "size"); err != nil {
 			return Request{}, err
 		}
-		if !isSum(f[2]) {
-			return Request{}, badRequest("sha256 %q: want 64 lower-case hex digits", clip(f[2]))
+		if !isSum(f[2]) && f[2] != SumAfter {
+			return Request{}, badRequest("sha256 %+q: want 64 lower-case hex digits, or - to send it after the data", clip(f[2]))
 		}
 		r.Sum = f[2]
 	}
@@ -102,11 +106,11 @@ func (r Request) String() string {
 // parseSize parses a non-negative decimal int64 without sign or leading zeros.
 func parseSize(s, what string) (int64, error) {
 	if s == "" || len(s) > 19 || (len(s) > 1 && s[0] == '0') || strings.TrimLeft(s, "0123456789") != "" {
-		return 0, badRequest("%s %q: want a decimal number", what, clip(s))
+		return 0, badRequest("%s %+q: want a decimal number", what, clip(s))
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, badRequest("%s %q: out of range", what, clip(s))
+		return 0, badRequest("%s %+q: out of range", what, clip(s))
 	}
 	return n, nil
 }
@@ -158,7 +162,7 @@ func DecodePath(s string) (string, error) {
 			}
 			v, err := hex.DecodeString(s[i+1 : i+3])
 			if err != nil {
-				return "", badRequest("path: bad %%-escape %q", s[i:i+3])
+				return "", badRequest("path: bad %%-escape %+q", s[i:i+3])
 			}
 			c = v[0]
 			i += 2
@@ -182,7 +186,7 @@ func DecodePath(s string) (string, error) {
 // then refuses symbolic links that lead outside.
 func CleanPath(p string) (string, error) {
 	if strings.HasPrefix(p, "/") {
-		return "", &Error{Code: CodeForbidden, Msg: fmt.Sprintf("%q is an absolute path; paths are relative to the served root", p)}
+		return "", &Error{Code: CodeForbidden, Msg: fmt.Sprintf("%+q is an absolute path; paths are relative to the served root", p)}
 	}
 	var parts []string
 	for _, e := range strings.Split(p, "/") {
@@ -190,7 +194,7 @@ func CleanPath(p string) (string, error) {
 		case "", ".":
 			continue
 		case "..":
-			return "", &Error{Code: CodeForbidden, Msg: fmt.Sprintf("%q: \"..\" is not allowed; paths stay inside the served root", p)}
+			return "", &Error{Code: CodeForbidden, Msg: fmt.Sprintf("%+q: \"..\" is not allowed; paths stay inside the served root", p)}
 		}
 		parts = append(parts, e)
 	}
@@ -198,7 +202,7 @@ func CleanPath(p string) (string, error) {
 		return ".", nil
 	}
 	if parts[0] == stagingDir {
-		return "", &Error{Code: CodeForbidden, Msg: fmt.Sprintf("%q: %s is the server's staging directory", p, stagingDir)}
+		return "", &Error{Code: CodeForbidden, Msg: fmt.Sprintf("%+q: %s is the server's staging directory", p, stagingDir)}
 	}
 	return strings.Join(parts, "/"), nil
 }
@@ -249,18 +253,14 @@ func badRequest(format string, args ...any) error {
 	return &Error{Code: CodeBadRequest, Msg: fmt.Sprintf(format, args...)}
 }
 
-// statusLine formats an ERR line (newline included); messages are one line.
+// statusLine formats an ERR line (newline included): one line of ASCII, as
+// PROTOCOL.md promises, whatever the message holds.
 func (e *Error) statusLine() string {
-	msg := strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' {
-			return ' '
-		}
-		return r
-	}, e.Msg)
+	msg := asciiLine(e.Msg)
 	if len(msg) > MaxLine-100 {
 		msg = msg[:MaxLine-100]
 	}
-	return fmt.Sprintf("ERR %s %s\n", e.Code, msg)
+	return fmt.Sprintf("ERR %s %s\n", asciiLine(string(e.Code)), msg)
 }
 
 // ParseStatus reads a status line (without newline): the fields after "OK",
@@ -276,7 +276,7 @@ func ParseStatus(line string) ([]string, error) {
 		code, msg, _ := strings.Cut(line[4:], " ")
 		return nil, &Error{Code: Code(code), Msg: msg}
 	}
-	return nil, fmt.Errorf("malformed status line %q from server (is it a filexfer server in root mode?)", clip(line))
+	return nil, fmt.Errorf("malformed status line %+q from server (is it a filexfer server in root mode?)", clip(line))
 }
 
 // Entry is one line of a LIST reply.
@@ -295,7 +295,7 @@ func (e Entry) String() string {
 func ParseEntry(line string) (Entry, error) {
 	f := strings.Split(strings.TrimSuffix(line, "\r"), " ")
 	if len(f) != 4 || len(f[0]) != 1 || !strings.Contains("fdlo", f[0]) {
-		return Entry{}, fmt.Errorf("malformed listing line %q", clip(line))
+		return Entry{}, fmt.Errorf("malformed listing line %+q", clip(line))
 	}
 	size, err := parseSize(f[1], "size")
 	if err != nil {
@@ -303,7 +303,7 @@ func ParseEntry(line string) (Entry, error) {
 	}
 	mt, err := strconv.ParseInt(f[2], 10, 64)
 	if err != nil {
-		return Entry{}, fmt.Errorf("malformed listing line %q", clip(line))
+		return Entry{}, fmt.Errorf("malformed listing line %+q", clip(line))
 	}
 	name, err := DecodePath(f[3])
 	if err != nil {

@@ -20,6 +20,8 @@ func TestParseRequest(t *testing.T) {
 		{"GET 9223372036854775807 f", Request{Verb: VerbGet, Path: "f", Offset: 1<<63 - 1}, ""},
 		{"PUT 10 " + sum + " d/f", Request{Verb: VerbPut, Path: "d/f", Size: 10, Sum: sum}, ""},
 		{"PUT 0 " + sum + " %E2%9C%93", Request{Verb: VerbPut, Path: "✓", Sum: sum}, ""},
+		{"PUT 5 - f", Request{Verb: VerbPut, Path: "f", Size: 5, Sum: SumAfter}, ""},
+		{"PUT 5 -- f", Request{}, "or - to send it after"},
 		{"", Request{}, "unknown request"},
 		{"get 0 f", Request{}, "unknown request"},
 		{"LIST", Request{}, "takes 1 fields"},

@@ -47,7 +47,7 @@ func (p *pusher) ServeConn(ctx context.Context, c net.Conn) {
 	if _, err := c.Read(ack); err != nil {
 		return
 	}
-	if err := sendRange(c, f, 0, st.Size(), p.idle, sendChunk, nil); err != nil {
+	if err := sendRange(c, f, 0, st.Size(), p.idle, sendChunk, nil, nil); err != nil {
 		log.Debug("push: send", "peer", c.RemoteAddr().String(), "error", err)
 	}
 }

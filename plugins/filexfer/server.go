@@ -62,10 +62,13 @@ type Server struct {
 	hooks testHooks
 }
 
-// testHooks let tests stop a transfer in the middle; nil in production.
+// testHooks let tests stop a transfer in the middle or fail its writes; nil
+// in production.
 type testHooks struct {
-	received func(name string, n int64) // after each chunk of an upload is on disk
+	received func(name string, n int64) // after each chunk of an upload is written
 	sent     func(name string, n int64) // after each sendfile chunk of a download
+	writer   func(f *os.File) io.Writer // what an upload writes to instead of f
+	sync     func(f *os.File) error     // runs before an upload's fsync; an error fails it
 }
 
 var _ sdk.Handler = (*Server)(nil)
@@ -151,7 +154,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 			continue
 		}
 		log.Debug("request", "verb", string(req.Verb), "path", req.Path)
-		if err := s.serve(c, br, req); err != nil {
+		if err := s.serve(log, c, br, req); err != nil {
 			var e *Error
 			if !errors.As(err, &e) {
 				log.Debug("connection ends", "verb", string(req.Verb), "path", req.Path, "error", err)
@@ -168,7 +171,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 // serve runs one request. An *Error it returns is a refusal that leaves the
 // stream in step (sent as ERR, and the next request is read); any other error
 // ends the connection.
-func (s *Server) serve(c net.Conn, br *bufio.Reader, req Request) error {
+func (s *Server) serve(log hclog.Logger, c net.Conn, br *bufio.Reader, req Request) error {
 	name, err := CleanPath(req.Path)
 	if err != nil {
 		return err
@@ -181,7 +184,7 @@ func (s *Server) serve(c net.Conn, br *bufio.Reader, req Request) error {
 	case VerbGet:
 		return s.get(c, name, req.Offset)
 	case VerbPut:
-		return s.put(c, br, name, req.Size, req.Sum)
+		return s.put(log, c, br, name, req.Size, req.Sum)
 	}
 	return badRequest("unknown request")
 }
@@ -214,7 +217,7 @@ func (s *Server) list(c net.Conn, name string) error {
 		return s.fsError(name, err)
 	}
 	if len(ents) > maxEntries {
-		return &Error{Code: CodeTooLarge, Msg: fmt.Sprintf("%s has more than %d entries", name, maxEntries)}
+		return &Error{Code: CodeTooLarge, Msg: fmt.Sprintf("%s has more than %d entries", quoteName(name), maxEntries)}
 	}
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 	var b strings.Builder
@@ -268,7 +271,7 @@ func (s *Server) get(c net.Conn, name string, off int64) error {
 	}
 	defer f.Close()
 	if off > st.Size() {
-		return &Error{Code: CodeBadRequest, Msg: fmt.Sprintf("offset %d is beyond the end of %s (%d bytes)", off, name, st.Size())}
+		return &Error{Code: CodeBadRequest, Msg: fmt.Sprintf("offset %d is beyond the end of %s (%d bytes)", off, quoteName(name), st.Size())}
 	}
 	release, err := s.acquire()
 	if err != nil {
@@ -286,19 +289,21 @@ func (s *Server) get(c net.Conn, name string, off int64) error {
 	if h := s.hooks.sent; h != nil {
 		hook = func(n int64) { h(name, n) }
 	}
-	return sendRange(c, f, off, st.Size()-off, s.cfg.Idle, sendChunk, hook)
+	return sendRange(c, f, off, st.Size()-off, s.cfg.Idle, sendChunk, hook, nil)
 }
 
 // put receives an upload into the staging directory and lands it: see
-// PROTOCOL.md, "PUT".
-func (s *Server) put(c net.Conn, br *bufio.Reader, name string, size int64, want string) error {
+// PROTOCOL.md, "PUT". want is the announced SHA-256, or "-" when the client
+// sends it after the data.
+func (s *Server) put(log hclog.Logger, c net.Conn, br *bufio.Reader, name string, size int64, want string) error {
+	q := quoteName(name)
 	switch {
 	case !s.cfg.Writable:
 		return &Error{Code: CodeReadOnly, Msg: "this server is read-only (start it with --set filexfer.writable=true to accept uploads)"}
 	case name == ".":
 		return &Error{Code: CodeNotFile, Msg: "the root is a directory; name a file to upload to"}
 	case s.cfg.MaxFile > 0 && size > s.cfg.MaxFile:
-		return &Error{Code: CodeTooLarge, Msg: fmt.Sprintf("%s is %d bytes; this server takes files up to %d bytes", name, size, s.cfg.MaxFile)}
+		return &Error{Code: CodeTooLarge, Msg: fmt.Sprintf("%s is %d bytes; this server takes files up to %d bytes", q, size, s.cfg.MaxFile)}
 	}
 	release, err := s.acquire()
 	if err != nil {
@@ -307,23 +312,23 @@ func (s *Server) put(c net.Conn, br *bufio.Reader, name string, size int64, want
 	defer release()
 	unlock, ok := s.locks.lock(name, s.cfg.LockWait)
 	if !ok {
-		return &Error{Code: CodeBusy, Msg: fmt.Sprintf("another upload to %s is in progress; try again when it ends", name)}
+		return &Error{Code: CodeBusy, Msg: fmt.Sprintf("another upload to %s is in progress; try again when it ends", q)}
 	}
 	defer unlock()
 
 	if st, err := s.root.Lstat(name); err == nil && !st.Mode().IsRegular() {
-		return &Error{Code: CodeNotFile, Msg: fmt.Sprintf("%s exists and is not a regular file (%s); it is not replaced", name, kind(st.Mode()))}
+		return &Error{Code: CodeNotFile, Msg: fmt.Sprintf("%s exists and is not a regular file (%s); it is not replaced", q, kind(st.Mode()))}
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return s.fsError(name, err)
 	}
 	dir := path.Dir(name)
 	if st, err := s.root.Stat(dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return &Error{Code: CodeNotFound, Msg: fmt.Sprintf("directory %s does not exist (uploads do not create directories)", dir)}
+			return &Error{Code: CodeNotFound, Msg: fmt.Sprintf("directory %s does not exist (uploads do not create directories)", quoteName(dir))}
 		}
 		return s.fsError(dir, err)
 	} else if !st.IsDir() {
-		return &Error{Code: CodeNotDir, Msg: fmt.Sprintf("%s is not a directory", dir)}
+		return &Error{Code: CodeNotDir, Msg: fmt.Sprintf("%s is not a directory", quoteName(dir))}
 	}
 
 	stage := stagingDir + "/" + stageName(name, size, want)
@@ -339,60 +344,152 @@ func (s *Server) put(c net.Conn, br *bufio.Reader, name string, size int64, want
 		return s.fsError(name, err)
 	}
 	defer f.Close()
+	// fail removes the partial upload, which cannot complete, and says why.
+	fail := func(op string, at int64, err error) *Error {
+		_ = f.Close()
+		rerr := s.root.Remove(stage)
+		log.Warn("upload failed on the server's disk; partial upload removed", "name", name, "op", op,
+			"at", at, "size", size, "error", err, "remove_error", rerr)
+		if diskFull(err) {
+			return &Error{Code: CodeQuota, Msg: fmt.Sprintf("the server's disk is full (%s at byte %d of %s); nothing was stored", op, at, q)}
+		}
+		return &Error{Code: CodeIO, Msg: fmt.Sprintf("%s: server-side I/O error (%s at byte %d); nothing was stored", q, op, at)}
+	}
 	st, err := f.Stat()
 	if err != nil {
-		return s.fsError(name, err)
+		return fail("stat", 0, err)
 	}
 	off := st.Size()
 	if off > size {
 		off = 0
 	}
 	if err := f.Truncate(off); err != nil {
-		return s.fsError(name, err)
+		return fail("truncate", off, err)
+	}
+	// Refuse at once what cannot fit rather than after sending it.
+	if free, err := freeBytes(f); err == nil && size-off > free {
+		_ = f.Close()
+		_ = s.root.Remove(stage)
+		log.Warn("upload refused: not enough free space on the server's disk", "name", name, "need", size-off, "free", free)
+		return &Error{Code: CodeQuota, Msg: fmt.Sprintf("the server's disk is full: %d bytes free, %s needs %d more; nothing was stored", free, q, size-off)}
 	}
 	h := sha256.New()
-	buf := make([]byte, bufSize)
+	buf := make([]byte, min(bufSize, max(off, 1)))
 	if _, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, off), buf); err != nil {
-		return s.fsError(name, err)
+		return fail("read", 0, err)
 	}
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		return s.fsError(name, err)
+		return fail("seek", off, err)
 	}
 	if err := s.status(c, fmt.Sprintf("OK %d\n", off)); err != nil {
 		return err
 	}
 
-	var hook func(int64)
-	if h := s.hooks.received; h != nil {
-		hook = func(n int64) { h(name, off+n) }
+	wb := &writeback{f: f, base: off}
+	rc := receiver{w: f, h: h, deadline: func() { _ = c.SetReadDeadline(time.Now().Add(s.cfg.Idle)) },
+		written: func(n int64) {
+			wb.advance(n)
+			if s.hooks.received != nil {
+				s.hooks.received(name, off+n)
+			}
+		}}
+	if s.hooks.writer != nil {
+		rc.w = s.hooks.writer(f)
 	}
-	deadline := func() { _ = c.SetReadDeadline(time.Now().Add(s.cfg.Idle)) }
-	if got, err := receive(c, br, f, h, size-off, deadline, hook); err != nil {
+	read, written, err := receive(br, size-off, rc)
+	if se := (*storageError)(nil); errors.As(err, &se) {
+		// Answer now, then take the rest of the announced bytes (and the
+		// sum after them) so that the connection stays in step.
+		if err := s.reply(c, fail(se.op, off+written, se.err)); err != nil {
+			return err
+		}
+		if err := s.discard(c, br, size-off-read, want == SumAfter); err != nil {
+			return fmt.Errorf("upload of %s: after the storage failure: %w", name, err)
+		}
+		return nil
+	}
+	if err != nil {
 		// The client went away: the staged bytes stay for a resume.
-		return fmt.Errorf("upload of %s cut at %d of %d bytes: %w", name, off+got, size, err)
+		return fmt.Errorf("upload of %s cut at %d of %d bytes: %w", name, off+read, size, err)
+	}
+	if want == SumAfter {
+		if want, err = s.trailer(c, br); err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				return fmt.Errorf("upload of %s: reading the SHA-256 after the data: %w", name, err)
+			}
+			_ = f.Close()
+			_ = s.root.Remove(stage)
+			return e
+		}
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		_ = f.Close()
 		_ = s.root.Remove(stage)
-		return &Error{Code: CodeChecksum, Msg: fmt.Sprintf("%s: the data's SHA-256 is %s, not the announced %s; nothing was stored", name, got, want)}
+		return &Error{Code: CodeChecksum, Msg: fmt.Sprintf("%s: the data's SHA-256 is %s, not the announced %s; nothing was stored", q, got, want)}
+	}
+	if s.hooks.sync != nil {
+		if err := s.hooks.sync(f); err != nil {
+			return fail("fsync", size, err)
+		}
 	}
 	if err := f.Sync(); err != nil {
-		return s.fsError(name, err)
+		return fail("fsync", size, err)
 	}
 	if err := s.root.Rename(stage, name); err != nil {
-		return s.fsError(name, err)
+		return fail("rename", size, err)
 	}
 	if d, err := s.root.Open(dir); err == nil {
 		err = d.Sync()
 		d.Close()
 		if err != nil {
-			return s.fsError(dir, err)
+			log.Warn("upload landed but its directory could not be synced", "name", name, "error", err)
+			return &Error{Code: CodeIO, Msg: fmt.Sprintf("%s is in place but the server could not make it durable (server-side I/O error)", q)}
 		}
 	}
 	if st, err := f.Stat(); err == nil {
 		s.sums.put(st, want)
 	}
 	return s.status(c, "OK\n")
+}
+
+// discard reads and drops the n bytes left of an upload that failed, and the
+// SHA-256 line after them when the client sends one, so that the next request
+// is read from the right place.
+func (s *Server) discard(c net.Conn, br *bufio.Reader, n int64, trailer bool) error {
+	buf := make([]byte, min(bufSize, max(n, 1)))
+	for n > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(s.cfg.Idle))
+		k, err := io.ReadFull(br, buf[:min(int64(len(buf)), n)])
+		n -= int64(k)
+		if err != nil {
+			return err
+		}
+	}
+	if trailer {
+		_, err := s.trailer(c, br)
+		var e *Error
+		if errors.As(err, &e) {
+			return nil // a malformed line, read whole: still in step
+		}
+		return err
+	}
+	return nil
+}
+
+// trailer reads the line that follows the data of a PUT announced with "-":
+// the SHA-256 of the whole file.
+func (s *Server) trailer(c net.Conn, br *bufio.Reader) (string, error) {
+	_ = c.SetReadDeadline(time.Now().Add(s.cfg.Idle))
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return "", err
+	}
+	sum := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
+	if !isSum(sum) {
+		return "", badRequest("the line after the data must be the file's SHA-256 (64 lower-case hex digits), got %+q; nothing was stored", clip(sum))
+	}
+	return sum, nil
 }
 
 // stageName names the staging file of an upload of (name, size, sum): the
@@ -505,13 +602,13 @@ func (s *Server) open(name string, file bool) (*os.File, os.FileInfo, error) {
 		return f, st, nil
 	case file && m.IsDir():
 		f.Close()
-		return nil, nil, &Error{Code: CodeNotFile, Msg: fmt.Sprintf("%s is a directory", name)}
+		return nil, nil, &Error{Code: CodeNotFile, Msg: fmt.Sprintf("%s is a directory", quoteName(name))}
 	case !file && m.IsRegular():
 		f.Close()
-		return nil, nil, &Error{Code: CodeNotDir, Msg: fmt.Sprintf("%s is a file, not a directory", name)}
+		return nil, nil, &Error{Code: CodeNotDir, Msg: fmt.Sprintf("%s is a file, not a directory", quoteName(name))}
 	default:
 		f.Close()
-		return nil, nil, &Error{Code: CodeForbidden, Msg: fmt.Sprintf("%s is a %s; only regular files and directories are served", name, kind(m))}
+		return nil, nil, &Error{Code: CodeForbidden, Msg: fmt.Sprintf("%s is a %s; only regular files and directories are served", quoteName(name), kind(m))}
 	}
 }
 
@@ -519,22 +616,24 @@ func (s *Server) open(name string, file bool) (*os.File, os.FileInfo, error) {
 // what went wrong, without the server's own paths.
 func (s *Server) fsError(name string, err error) error {
 	var e *Error
+	q := quoteName(name)
 	switch {
 	case errors.As(err, &e):
 		return e
 	case errors.Is(err, fs.ErrNotExist):
-		return &Error{Code: CodeNotFound, Msg: fmt.Sprintf("%s does not exist", name)}
+		return &Error{Code: CodeNotFound, Msg: fmt.Sprintf("%s does not exist", q)}
 	case strings.Contains(err.Error(), "path escapes from parent"), errors.Is(err, syscall.ELOOP):
-		return &Error{Code: CodeForbidden, Msg: fmt.Sprintf("%s leads outside the served root (through a symbolic link)", name)}
+		return &Error{Code: CodeForbidden, Msg: fmt.Sprintf("%s leads outside the served root (through a symbolic link)", q)}
 	case errors.Is(err, syscall.ENOTDIR):
-		return &Error{Code: CodeNotFound, Msg: fmt.Sprintf("%s does not exist (a parent is not a directory)", name)}
+		return &Error{Code: CodeNotFound, Msg: fmt.Sprintf("%s does not exist (a parent is not a directory)", q)}
 	case errors.Is(err, fs.ErrPermission):
-		return &Error{Code: CodeForbidden, Msg: fmt.Sprintf("%s: permission denied", name)}
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return &Error{Code: CodeForbidden, Msg: fmt.Sprintf("%s: permission denied", q)}
+	case diskFull(err):
+		s.log.Warn("the server's disk is full", "name", name, "error", err)
 		return &Error{Code: CodeQuota, Msg: "the server's disk is full"}
 	}
 	s.log.Error("file system error", "name", name, "error", err)
-	return &Error{Code: CodeIO, Msg: fmt.Sprintf("%s: server-side I/O error", name)}
+	return &Error{Code: CodeIO, Msg: fmt.Sprintf("%s: server-side I/O error", q)}
 }
 
 func kind(m fs.FileMode) string {

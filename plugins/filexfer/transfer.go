@@ -1,26 +1,42 @@
 package main
 
 import (
-	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
+
+// The data path of both ends: sendRange (sendfile) and sendHashed send a
+// file, receive receives one. Every transfer is hashed on the way (SHA-256,
+// PROTOCOL.md) in a goroutine of its own, so that on two or more cores the
+// hash runs beside the copy instead of after it.
 
 // sendRange sends n bytes of f from off. The copy is io.Copy from an
 // *io.LimitedReader around the *os.File to the connection, which for a
 // *net.TCPConn is sendfile(2): the bytes go from the page cache to the socket
 // without passing through this process. It goes in chunks so that the write
-// deadline follows progress rather than the whole transfer.
-func sendRange(c net.Conn, f *os.File, off, n int64, idle time.Duration, chunk int64, hook func(sent int64)) error {
+// deadline follows progress rather than the whole transfer. A non-nil stop is
+// asked before each chunk whether to give up.
+func sendRange(c net.Conn, f *os.File, off, n int64, idle time.Duration, chunk int64, hook func(sent int64), stop func() bool) error {
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return err
 	}
 	var sent int64
 	for sent < n {
+		if stop != nil && stop() {
+			return errStopped
+		}
 		_ = c.SetWriteDeadline(time.Now().Add(idle))
 		k, err := io.Copy(c, &io.LimitedReader{R: f, N: min(chunk, n-sent)})
 		sent += k
@@ -37,74 +53,255 @@ func sendRange(c net.Conn, f *os.File, off, n int64, idle time.Duration, chunk i
 	return nil
 }
 
-// spliceChunk is how many bytes receive splices before it hands them to the
-// hashing goroutine and moves the read deadline.
-const spliceChunk = 8 << 20
+// sendHashed sends bytes [off, size) of f with sendRange while a second
+// goroutine reads the whole file, [0, size), and hashes it; it returns that
+// SHA-256 once both are done. The file is read twice, but whichever reader is
+// behind finds the pages the other brought into the page cache, so the disk
+// is read once, and the hash costs no wall time on a second core. If f
+// changes meanwhile the sum and the bytes sent disagree, and the receiver's
+// check says so.
+func sendHashed(c net.Conn, f *os.File, off, size int64, idle time.Duration, hook func(sent int64), stop func() bool) (sum string, err error) {
+	adviseSequential(f)
+	var quit atomic.Bool
+	type result struct {
+		sum string
+		err error
+	}
+	hashed := make(chan result, 1)
+	go func() {
+		h := sha256.New()
+		buf := make([]byte, min(bufSize, max(size, 1)))
+		for done := int64(0); done < size; {
+			if quit.Load() {
+				hashed <- result{err: errStopped}
+				return
+			}
+			k, err := f.ReadAt(buf[:min(int64(len(buf)), size-done)], done)
+			h.Write(buf[:k])
+			done += int64(k)
+			if err != nil && done < size {
+				if errors.Is(err, io.EOF) {
+					err = fmt.Errorf("file shrank while being read: %d of %d bytes", done, size)
+				}
+				hashed <- result{err: err}
+				return
+			}
+		}
+		hashed <- result{sum: hex.EncodeToString(h.Sum(nil))}
+	}()
+	serr := sendRange(c, f, off, size-off, idle, clientChunk, hook, stop)
+	if serr != nil {
+		quit.Store(true)
+	}
+	r := <-hashed
+	switch {
+	case serr != nil:
+		return "", serr
+	case r.err != nil:
+		return "", &storageError{op: "read", err: r.err}
+	}
+	return r.sum, nil
+}
 
-// receive copies n bytes from the connection c (read through br, which may
-// hold bytes already) into f at its offset, and writes them to h in order.
+// errStopped is the error of a send given up on purpose.
+var errStopped = errors.New("transfer stopped")
+
+// adviseSequential tells the kernel f is read from start to end, which
+// doubles its read-ahead. Only a hint: errors are ignored.
+func adviseSequential(f *os.File) {
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _ = unix.Fadvise(int(fd), 0, 0, unix.FADV_SEQUENTIAL) })
+	}
+}
+
+// storageError is a failure of this side's file system during a transfer: a
+// full disk (ENOSPC), an exhausted disk quota (EDQUOT), an I/O error (EIO).
+// It is nobody's fault on the other end of the connection, so a server
+// answers it with an ERR line rather than dropping the connection, and a
+// client reports it as a local problem, not a network one.
+type storageError struct {
+	op  string
+	err error
+}
+
+func (e *storageError) Error() string { return e.op + ": " + e.err.Error() }
+func (e *storageError) Unwrap() error { return e.err }
+
+// diskFull reports whether err means that the file system has no room left:
+// no space (ENOSPC) or the owner's disk quota is used up (EDQUOT).
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+const (
+	// recvBufSize is one read from the connection and one write to the file.
+	recvBufSize = 1 << 20
+	// recvBufs buffers circulate between the reading, writing and hashing
+	// goroutines of one transfer.
+	recvBufs = 4
+	// flushEvery is how many written bytes go by between two writeback
+	// requests (see writeback).
+	flushEvery = 8 << 20
+)
+
+var recvPool = sync.Pool{New: func() any { return new([recvBufSize]byte) }}
+
+// receiver says where receive puts the bytes it reads.
+type receiver struct {
+	w        io.Writer     // usually the *os.File; tests put a failing writer here
+	h        hash.Hash     // gets the bytes written to w, in order
+	deadline func()        // called before each read from the connection
+	written  func(n int64) // called after each write with the total written so far
+}
+
+// receive reads n bytes from r and writes them to rc.w, and hashes what it
+// wrote into rc.h. Three goroutines share the work, each on its own buffer:
+// this one reads from the connection, one writes to the file, one hashes, so
+// that a copy, a write and a hash run at the same time on different cores.
+// The bytes pass through this process once (read, then write, then hashed
+// from the same buffer); splice(2) would save the read's copy but need the
+// file read back for the hash, and would lose count of the bytes taken from
+// the socket when a write fails.
 //
-// The bytes go from the socket to the file with io.Copy from the connection
-// to the *os.File, which is splice(2): they never pass through this process.
-// The SHA-256 needs them in this process, though, so a second goroutine reads
-// each chunk back from the page cache (one copy, from memory that is still
-// hot) and hashes it, while the next chunk is spliced: on two or more cores
-// the hash costs little wall time. setDeadline runs before each chunk;
-// progress after each chunk is on disk (in the page cache). When receive
-// returns, h holds exactly the bytes written.
-func receive(c net.Conn, br *bufio.Reader, f *os.File, h hash.Hash, n int64, setDeadline func(), progress func(got int64)) (got int64, err error) {
-	start, err := f.Seek(0, io.SeekCurrent)
+// It returns how many bytes it read from r and how many reached rc.w. A
+// failed write is a *storageError; receive then stops reading, so read may
+// exceed written, and read is what a caller that keeps the connection in
+// step must account for. Any other error is r's: the connection broke.
+func receive(r io.Reader, n int64, rc receiver) (read, written int64, err error) {
+	var failed atomic.Bool
+	free := make(chan []byte, recvBufs)
+	toWrite := make(chan []byte, recvBufs)
+	toHash := make(chan []byte, recvBufs)
+	wrote := make(chan error, 1)
+	hashed := make(chan struct{})
+	go func() {
+		var werr error
+		for b := range toWrite {
+			if werr != nil {
+				free <- b
+				continue
+			}
+			k, err := rc.w.Write(b)
+			written += int64(k)
+			if err == nil && k < len(b) {
+				err = io.ErrShortWrite
+			}
+			if err != nil {
+				werr = err
+				failed.Store(true)
+				free <- b
+				continue
+			}
+			if rc.written != nil {
+				rc.written(written)
+			}
+			toHash <- b
+		}
+		close(toHash)
+		wrote <- werr
+	}()
+	go func() {
+		for b := range toHash {
+			rc.h.Write(b)
+			free <- b
+		}
+		close(hashed)
+	}()
+
+	size := int(min(recvBufSize, n))
+	var pooled []*[recvBufSize]byte
+	made := 0
+	buffer := func() []byte {
+		select {
+		case b := <-free:
+			return b
+		default:
+		}
+		if made < recvBufs {
+			made++
+			if size < recvBufSize {
+				return make([]byte, size)
+			}
+			p := recvPool.Get().(*[recvBufSize]byte)
+			pooled = append(pooled, p)
+			return p[:]
+		}
+		return <-free
+	}
+	for read < n && !failed.Load() {
+		b := buffer()
+		b = b[:min(int64(cap(b)), n-read)]
+		if rc.deadline != nil {
+			rc.deadline()
+		}
+		k, rerr := io.ReadFull(r, b)
+		read += int64(k)
+		if k > 0 {
+			toWrite <- b[:k]
+		} else {
+			free <- b
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				rerr = io.ErrUnexpectedEOF
+			}
+			err = rerr
+			break
+		}
+	}
+	close(toWrite)
+	werr := <-wrote
+	<-hashed
+	for _, p := range pooled {
+		recvPool.Put(p)
+	}
+	if werr != nil {
+		return read, written, &storageError{op: "write", err: werr}
+	}
+	return read, written, err
+}
+
+// writeback asks the kernel to start writing a file's dirty pages to disk as
+// they accumulate (sync_file_range(2) with SYNC_FILE_RANGE_WRITE, which does
+// not wait), so that the disk works while the network does and the fsync at
+// the end has only the last few megabytes left to write. Only a hint: errors
+// are ignored, and fsync still decides.
+type writeback struct {
+	f         *os.File
+	base      int64 // file offset of the transfer's first byte
+	requested int64 // bytes of the transfer already handed to writeback
+}
+
+// advance is called with the bytes of the transfer written so far.
+func (w *writeback) advance(written int64) {
+	if w == nil || written-w.requested < flushEvery {
+		return
+	}
+	off, n := w.base+w.requested, written-w.requested
+	w.requested = written
+	if rc, err := w.f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _ = unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE) })
+	}
+}
+
+// freeBytes returns the bytes an unprivileged writer may still use on the
+// file system that holds f, as df(1) shows them.
+func freeBytes(f *os.File) (int64, error) {
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return 0, err
 	}
-	chunks := make(chan int64, 64) // ends of the chunks written so far
-	hashed := make(chan error, 1)
-	go func() {
-		buf := make([]byte, bufSize)
-		var done int64
-		var herr error
-		for end := range chunks {
-			if herr == nil {
-				_, herr = io.CopyBuffer(h, io.NewSectionReader(f, start+done, end-done), buf)
-			}
-			done = end
-		}
-		hashed <- herr
-	}()
-	defer func() {
-		close(chunks)
-		if herr := <-hashed; err == nil && herr != nil {
-			err = fmt.Errorf("hash what was written: %w", herr)
-		}
-	}()
-
-	// Bytes the client sent before the status line reached it are already
-	// in br.
-	if k := min(int64(br.Buffered()), n); k > 0 {
-		b, _ := br.Peek(int(k))
-		if _, err := f.Write(b); err != nil {
-			return 0, err
-		}
-		_, _ = br.Discard(int(k))
-		got = k
-		chunks <- got
+	var st syscall.Statfs_t
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.Fstatfs(int(fd), &st) }); err != nil {
+		return 0, err
 	}
-	for got < n {
-		setDeadline()
-		k, rerr := io.Copy(f, &io.LimitedReader{R: c, N: min(spliceChunk, n-got)})
-		if k > 0 {
-			got += k
-			chunks <- got
-			if progress != nil {
-				progress(got)
-			}
-		}
-		if rerr != nil {
-			return got, rerr
-		}
-		if k == 0 {
-			return got, io.ErrUnexpectedEOF
-		}
+	if serr != nil {
+		return 0, serr
 	}
-	return got, nil
+	bs := st.Frsize
+	if bs <= 0 {
+		bs = st.Bsize
+	}
+	return int64(st.Bavail) * bs, nil
 }
