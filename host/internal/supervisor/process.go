@@ -37,6 +37,7 @@ type Process struct {
 	sender      *fdpass.Sender
 	sendMu      sync.Mutex
 	interrupted atomic.Bool
+	abandoned   atomic.Bool // CloseHandoff: the process must exit by itself
 	sockDir     string
 	stderr      *relay
 	stdout      *relay
@@ -168,8 +169,9 @@ func (p *Process) watch() {
 			break
 		}
 	}
-	// Kill what the plugin may have left in its group.
-	if p.Pid > 0 {
+	// Kill what the plugin may have left in its group (unless the host let
+	// go of it on purpose, to watch it keep its exit duties).
+	if p.Pid > 0 && !p.abandoned.Load() {
 		_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 	}
 	close(p.exited)
