@@ -99,11 +99,11 @@ type checker struct {
 	entry  catalog.Entry
 	runDir string
 	proc   *supervisor.Process
-	desc  *protocol.Description
-	ln    supervisor.Listener
-	stop  context.CancelFunc
-	done  chan error
-	conn  net.Conn // the handed-over connection's client end
+	desc   *protocol.Description
+	ln     supervisor.Listener
+	stop   context.CancelFunc
+	done   chan error
+	conn   net.Conn // the handed-over connection's client end
 }
 
 func (c *checker) passed() bool {
