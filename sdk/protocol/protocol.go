@@ -1,7 +1,9 @@
 // Package protocol is the contract between the sockplay host and its plugins:
 // the gRPC control service (control.proto and its generated code), the
 // protocol version both sides negotiate through go-plugin, and the handshake
-// constants.
+// constants. SPEC.md in this directory is the whole contract, written for an
+// implementer in any language; sub-packages hold its other parts: fdpass (the
+// descriptor wire) and plog (the log format).
 //
 // The version is go-plugin's VersionedPlugins key. Bump it when a change to the
 // control service or to the descriptor handoff wire would break an older host or
