@@ -3,6 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sockplay/sockplay/sdk"
@@ -24,8 +27,10 @@ func Plugin() sdk.Plugin {
 			{Name: "room", Default: def.Room, Help: "the room's name, shown in the welcome"},
 			{Name: "history", Default: fmt.Sprint(def.History), Help: "messages said before a newcomer joined that it is shown (0: none)"},
 			{Name: "maxline", Default: fmt.Sprint(def.MaxLine), Help: "longest line accepted, in bytes; longer ones are refused with a notice"},
-			{Name: "queue", Default: fmt.Sprint(def.Queue), Help: "lines waiting for one client; when full the oldest is dropped"},
-			{Name: "stall", Default: def.Stall.String(), Help: "a client that accepts no output for this long is disconnected"},
+			{Name: "sendq", Default: fmt.Sprint(def.SendQ), Help: "bytes of output waiting for one client: senders wait while any client has half of it; over all of it the client is disconnected"},
+			{Name: "stall", Default: def.Stall.String(), Help: "a client that takes no output, or holds the senders back, for this long is disconnected"},
+			{Name: "floodrate", Default: fmt.Sprint(def.FloodRate), Help: "lines per second the room reads from one client once its burst is spent (0: no limit)"},
+			{Name: "floodburst", Default: fmt.Sprint(def.FloodBurst), Help: "lines one client may send at once before floodrate applies"},
 			{Name: "linger", Default: def.Linger.String(), Help: "least time between two writes to one client; lines gather meanwhile (0: write at once)"},
 			{Name: "sndbuf", Default: fmt.Sprint(def.SndBuf), Help: "kernel send buffer per client, in bytes (0: the kernel's autotuning)"},
 			{Name: "linewait", Default: def.LineWait.String(), Help: "pause that ends a line sent without a newline (0: the end of each read does)"},
@@ -43,27 +48,35 @@ func Plugin() sdk.Plugin {
 
 // Config is the room's configuration.
 type Config struct {
-	Room     string
-	History  int
-	MaxLine  int
-	Queue    int
-	Stall    time.Duration
-	SndBuf   int
-	Linger   time.Duration
-	LineWait time.Duration
+	Room    string
+	History int
+	MaxLine int
+	// SendQ is each client's budget of queued output, in bytes (a line
+	// counts its length plus lineOverhead). See README.md, "Flow control".
+	SendQ int
+	Stall time.Duration
+	// FloodRate (lines per second, 0 for no limit) and FloodBurst (lines)
+	// are each client's token bucket.
+	FloodRate  float64
+	FloodBurst int
+	SndBuf     int
+	Linger     time.Duration
+	LineWait   time.Duration
 }
 
 // DefaultConfig returns the defaults the plugin declares.
 func DefaultConfig() Config {
 	return Config{
-		Room:     "lobby",
-		History:  0,
-		MaxLine:  4096,
-		Queue:    256,
-		Stall:    10 * time.Second,
-		SndBuf:   64 << 10,
-		Linger:   10 * time.Millisecond,
-		LineWait: 20 * time.Millisecond,
+		Room:       "lobby",
+		History:    0,
+		MaxLine:    4096,
+		SendQ:      1 << 20,
+		Stall:      10 * time.Second,
+		FloodRate:  200,
+		FloodBurst: 100,
+		SndBuf:     64 << 10,
+		Linger:     10 * time.Millisecond,
+		LineWait:   20 * time.Millisecond,
 	}
 }
 
@@ -76,10 +89,17 @@ func (c Config) Validate() error {
 		return fmt.Errorf("option chat.history=%d: want 0 to 10000", c.History)
 	case c.MaxLine < 64 || c.MaxLine > 1<<20:
 		return fmt.Errorf("option chat.maxline=%d: want 64 to 1048576", c.MaxLine)
-	case c.Queue < 8 || c.Queue > 1<<16:
-		return fmt.Errorf("option chat.queue=%d: want 8 to 65536", c.Queue)
+	case c.SendQ < 16<<10 || c.SendQ > 1<<30:
+		return fmt.Errorf("option chat.sendq=%d: want 16384 to 1073741824", c.SendQ)
+	case c.SendQ < 4*(c.MaxLine+lineOverhead+64):
+		// Half of it must hold a line of every kind with room to spare.
+		return fmt.Errorf("option chat.sendq=%d: want at least 4 times chat.maxline=%d plus 384", c.SendQ, c.MaxLine)
 	case c.Stall < 10*time.Millisecond || c.Stall > time.Hour:
 		return fmt.Errorf("option chat.stall=%s: want 10ms to 1h", c.Stall)
+	case c.FloodRate < 0 || c.FloodRate > 1e6 || math.IsNaN(c.FloodRate):
+		return fmt.Errorf("option chat.floodrate=%g: want 0 (no limit) to 1000000 lines per second", c.FloodRate)
+	case c.FloodBurst < 1 || c.FloodBurst > 1e6:
+		return fmt.Errorf("option chat.floodburst=%d: want 1 to 1000000 lines", c.FloodBurst)
 	case c.SndBuf < 0 || c.SndBuf > 64<<20:
 		return fmt.Errorf("option chat.sndbuf=%d: want 0 to 67108864", c.SndBuf)
 	case c.Linger < 0 || c.Linger > time.Second:
@@ -100,10 +120,16 @@ func configFrom(cfg sdk.Config) (Config, error) {
 	if c.MaxLine, err = cfg.Int("maxline"); err != nil {
 		return c, err
 	}
-	if c.Queue, err = cfg.Int("queue"); err != nil {
+	if c.SendQ, err = cfg.Int("sendq"); err != nil {
 		return c, err
 	}
 	if c.Stall, err = cfg.Duration("stall"); err != nil {
+		return c, err
+	}
+	if c.FloodRate, err = strconv.ParseFloat(strings.TrimSpace(cfg.String("floodrate")), 64); err != nil {
+		return c, fmt.Errorf("option chat.floodrate=%q: want a number of lines per second", cfg.String("floodrate"))
+	}
+	if c.FloodBurst, err = cfg.Int("floodburst"); err != nil {
 		return c, err
 	}
 	if c.SndBuf, err = cfg.Int("sndbuf"); err != nil {

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/sockplay/sockplay/sdk"
 )
@@ -22,19 +25,22 @@ const readSize = 4096
 var longAgo = time.Unix(1, 0)
 
 // ServeConn runs one client's session: it joins the room, reads and handles
-// the client's lines until it quits, goes away, stops reading or the server
-// drains, then leaves and waits until its last output is written.
+// the client's lines until it quits, goes away, is disconnected by the room
+// or the server drains, then leaves and waits until its last output is
+// written.
 func (r *room) ServeConn(ctx context.Context, c net.Conn) {
 	if tc, ok := c.(interface{ SetWriteBuffer(int) error }); ok && r.cfg.SndBuf > 0 {
 		// Bounds what a client that stops reading holds in the kernel (up
-		// to 4 MB each with autotuning), so the queue's rule applies soon.
+		// to 4 MB each with autotuning), so the room's rules apply soon.
 		_ = tc.SetWriteBuffer(r.cfg.SndBuf)
 	}
-	m := newMember(c, r.cfg.Queue, r.cfg.Stall, r.cfg.Linger)
-	s := &session{r: r, m: m, fr: NewFramer(r.cfg.MaxLine)}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m := newMember(c, cancel)
+	s := &session{r: r, m: m, ctx: sctx, fr: NewFramer(r.cfg.MaxLine), flood: floodLimiter(r.cfg)}
 	s.history = r.join(m)
 	r.log.Trace("joined", "peer", c.RemoteAddr().String(), "name", m.name)
-	go m.writeLoop()
+	go m.writeLoop(r)
 
 	end := s.read(ctx)
 	var last []byte
@@ -46,7 +52,8 @@ func (r *room) ServeConn(ctx context.Context, c net.Conn) {
 		r.leave(m, m.name+" left")
 	case endStalled:
 		r.leave(m, m.name+" was disconnected: not reading")
-		r.log.Debug("disconnected a client that stopped reading", "peer", c.RemoteAddr().String(), "name", m.name)
+	case endOverBudget:
+		r.leave(m, fmt.Sprintf("%s was disconnected: not reading (over %d bytes waiting)", m.name, r.cfg.SendQ))
 	case endDrain:
 		// Everyone is leaving: no announcements.
 		r.leave(m, "")
@@ -54,31 +61,63 @@ func (r *room) ServeConn(ctx context.Context, c net.Conn) {
 	}
 	m.finish(last)
 	<-m.done
-	r.log.Trace("left", "peer", c.RemoteAddr().String(), "name", m.name, "end", int(end))
+	r.log.Trace("left", "peer", c.RemoteAddr().String(), "name", m.name, "end", end.String())
+}
+
+// floodLimiter is a client's token bucket: FloodBurst lines at once, then
+// FloodRate lines a second (RFC 1459, section 8.10, "Flood control of
+// clients", with other numbers).
+func floodLimiter(cfg Config) *rate.Limiter {
+	if cfg.FloodRate == 0 {
+		return rate.NewLimiter(rate.Inf, cfg.FloodBurst)
+	}
+	return rate.NewLimiter(rate.Limit(cfg.FloodRate), cfg.FloodBurst)
 }
 
 // session is the reading side of one client.
 type session struct {
 	r       *room
 	m       *member
+	ctx     context.Context // ends with a drain or when the room disconnects the client
 	fr      *Framer
+	flood   *rate.Limiter
 	history [][]byte // shown with the welcome
 	greeted bool
 	quit    bool
+	stopped bool // a wait ended with ctx: handle no more lines
 }
 
 type end int
 
 const (
-	endGone    end = iota // EOF or a read error
-	endQuit               // /quit or quit
-	endStalled            // the writer gave up on the client
-	endDrain              // the server is draining
+	endGone       end = iota // EOF or a read error
+	endQuit                  // /quit or quit
+	endStalled               // took no output, or held the room back, for stall
+	endDrain                 // the server is draining
+	endOverBudget            // more than sendq bytes waited for it
 )
+
+func (e end) String() string {
+	switch e {
+	case endGone:
+		return "gone"
+	case endQuit:
+		return "quit"
+	case endStalled:
+		return "stalled"
+	case endDrain:
+		return "drain"
+	case endOverBudget:
+		return "over sendq"
+	}
+	return "end(" + strconv.Itoa(int(e)) + ")"
+}
 
 // read reads and handles lines until the session ends. A line that comes
 // without a "\n" is complete when no more bytes follow within LineWait (at
-// once when LineWait is 0), or when the client closes.
+// once when LineWait is 0), or when the client closes. While a line waits
+// (flood control, flow control) nothing more is read: the client's own TCP
+// window then slows it.
 func (s *session) read(ctx context.Context) end {
 	c := s.m.conn
 	// The drain wakes a blocked Read with a past deadline. dl keeps it from
@@ -130,8 +169,8 @@ func (s *session) read(ctx context.Context) end {
 		switch {
 		case ctx.Err() != nil:
 			return endDrain
-		case s.m.stalled.Load():
-			return endStalled
+		case s.m.why.Load() != 0:
+			return end(s.m.why.Load())
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			s.fr.Flush(s.handle) // the sender paused: the pending bytes are a line
 			continue
@@ -145,12 +184,37 @@ func (s *session) read(ctx context.Context) end {
 	return endQuit
 }
 
+// reply queues lines for this client alone, once its own queue has room.
+func (s *session) reply(lines ...[]byte) {
+	s.deliver(false, func() {
+		for _, l := range lines {
+			s.r.pushLocked(s.m, l)
+		}
+	})
+}
+
+// deliver runs fn holding the room's lock once flow control lets it (see
+// room.admit); wholeRoom says whether what fn queues goes to everyone.
+func (s *session) deliver(wholeRoom bool, fn func()) {
+	if s.stopped {
+		return
+	}
+	if err := s.r.admit(s.ctx, s.m, wholeRoom, fn); err != nil {
+		s.stopped = true
+	}
+}
+
 // handle acts on one line.
 func (s *session) handle(fr Frame) {
-	if s.quit {
+	if s.quit || s.stopped {
 		return // whatever follows quit is not read
 	}
-	m := s.m
+	// Flood control: past its burst, a client's lines are taken at
+	// floodrate; meanwhile its socket is not read.
+	if err := s.flood.Wait(s.ctx); err != nil {
+		s.stopped = true
+		return
+	}
 	msg := Parse(fr)
 	switch msg.Kind {
 	case KindEmpty:
@@ -163,13 +227,13 @@ func (s *session) handle(fr Frame) {
 		if msg.Neutralised {
 			note = notice("control characters in your message were made harmless (^[ is ESC, ^@ is NUL)")
 		}
-		s.r.say(m, msg.Text, note)
+		s.deliver(true, func() { s.r.sayLocked(s.m, msg.Text, note) })
 	case KindBad:
 		why := msg.Err.Error()
 		if errors.Is(msg.Err, ErrTooLong) {
 			why = fmt.Sprintf("it is longer than %d bytes", s.r.cfg.MaxLine)
 		}
-		m.push(notice("your message was not sent: " + why))
+		s.reply(notice("your message was not sent: " + why))
 	case KindCommand:
 		s.command(msg)
 		if !s.greeted {
@@ -184,16 +248,18 @@ func (s *session) handle(fr Frame) {
 // own line, in one write): the tutorial's client sends a line, reads once and
 // prints, so anything more would be what it prints for its next line.
 func (s *session) welcome() {
-	m := s.m
-	m.push(notice(fmt.Sprintf("welcome to %s, %s: %d here; /help lists the commands", s.r.cfg.Room, m.name, s.r.size())))
-	if len(s.history) == 0 {
-		return
-	}
-	m.push(notice(fmt.Sprintf("the last %d messages before you came:", len(s.history))))
-	for _, l := range s.history {
-		m.push(l)
-	}
-	m.push(notice("end of history"))
+	s.deliver(false, func() {
+		m := s.m
+		s.r.pushLocked(m, notice(fmt.Sprintf("welcome to %s, %s: %d here; /help lists the commands", s.r.cfg.Room, m.name, len(s.r.members))))
+		if len(s.history) == 0 {
+			return
+		}
+		s.r.pushLocked(m, notice(fmt.Sprintf("the last %d messages before you came:", len(s.history))))
+		for _, l := range s.history {
+			s.r.pushLocked(m, l)
+		}
+		s.r.pushLocked(m, notice("end of history"))
+	})
 	s.history = nil
 }
 
@@ -210,26 +276,31 @@ func (s *session) command(msg Message) {
 	case "nick":
 		name := msg.Arg
 		if err := validNick(name); err != nil {
-			m.push(notice(err.Error()))
+			s.reply(notice(err.Error()))
 			return
 		}
 		if name == m.name {
-			m.push(notice("you are already " + name))
+			s.reply(notice("you are already " + name))
 			return
 		}
-		if err := s.r.rename(m, name); err != nil {
-			m.push(notice(err.Error()))
-		}
+		// The rename notice goes to everyone: it waits like a message.
+		s.deliver(true, func() {
+			if !s.r.renameLocked(m, name) {
+				s.r.pushLocked(m, notice("nick "+name+" is taken"))
+			}
+		})
 	case "who":
-		names := s.r.who()
-		m.push(notice(fmt.Sprintf("%d here: %s", len(names), strings.Join(names, ", "))))
+		s.deliver(false, func() {
+			names := s.r.whoLocked()
+			s.r.pushLocked(m, notice(fmt.Sprintf("%d here: %s", len(names), strings.Join(names, ", "))))
+		})
 	case "help":
 		var b []byte
 		for _, l := range strings.Split(help, "\n") {
 			b = append(b, notice(l)...)
 		}
-		m.push(b)
+		s.reply(b)
 	default:
-		m.push(notice(fmt.Sprintf("unknown command %q; /help lists them", "/"+msg.Cmd)))
+		s.reply(notice(fmt.Sprintf("unknown command %q; /help lists them", "/"+msg.Cmd)))
 	}
 }
