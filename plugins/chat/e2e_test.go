@@ -2,9 +2,14 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,4 +86,146 @@ func readUntil(t *testing.T, r *bufio.Reader, want string) {
 			t.Fatalf("waiting for %q: %v", want, err)
 		}
 	}
+}
+
+// TestFlowControlThroughHost is issue 19's case, through the real host with
+// the default settings: one client never reads, one sends 5,000 lines of
+// 3 KiB back to back, two read as fast as they can. Each reader gets all
+// 5,000 in order; the client that never reads is disconnected and the room
+// told; the sender is slowed (the flood limit, and the room waiting for the
+// stalled reader up to stall) but never refused or disconnected.
+func TestFlowControlThroughHost(t *testing.T) {
+	const (
+		n    = 5000
+		size = 3 << 10 // bytes of text in each line
+	)
+	def := DefaultConfig()
+	h := e2e.Start(t, e2e.Config{Enable: []string{"chat"}})
+	addr := h.Addr("chat")
+	// A bound on the whole test, far above what it takes (see the log),
+	// so that a broken room fails it instead of hanging.
+	deadline := time.Now().Add(5 * time.Minute)
+	dial := func(nick string) (net.Conn, *bufio.Reader) {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(deadline)
+		r := bufio.NewReaderSize(c, 64<<10)
+		fmt.Fprintf(c, "/nick %s\n", nick)
+		if nick != "x" {
+			readUntil(t, r, "*** welcome to")
+		}
+		return c, r
+	}
+	_, ar := dial("a")
+	_, br := dial("b")
+	s, sr := dial("s")
+	x, _ := dial("x") // never reads
+	for _, r := range []*bufio.Reader{ar, br, sr} {
+		readUntil(t, r, "is now known as x")
+	}
+
+	// read takes the n lines from s off r, in order, and the notices between
+	// them; it checks at each line that the room has not let more through
+	// than the flood limit allows (burst at once, then floodrate a second).
+	type result struct {
+		got     int
+		notices []string
+		goneAt  time.Duration // when x's disconnection was told, from the first send
+		last    time.Duration // when the last line came
+		err     error
+	}
+	var start time.Time
+	started := make(chan struct{})
+	read := func(r *bufio.Reader) <-chan result {
+		out := make(chan result, 1)
+		go func() {
+			<-started
+			var res result
+			defer func() { out <- res }()
+			for res.got < n {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					res.err = fmt.Errorf("after %d lines: %w", res.got, err)
+					return
+				}
+				if strings.HasPrefix(l, "*** ") {
+					res.notices = append(res.notices, strings.TrimSuffix(l, "\n"))
+					res.goneAt = time.Since(start)
+					continue
+				}
+				seq, ok := strings.CutPrefix(l, "s: m ")
+				seq, _, _ = strings.Cut(seq, " ")
+				if !ok || seq != strconv.Itoa(res.got) || len(l) != len("s: ")+size+1 {
+					res.err = fmt.Errorf("line %d is %.60q (%d bytes)", res.got, l, len(l))
+					return
+				}
+				res.got++
+				res.last = time.Since(start)
+				if allowed := float64(def.FloodBurst) + def.FloodRate*res.last.Seconds() + 1; float64(res.got) > allowed {
+					res.err = fmt.Errorf("%d lines by %v: the flood limit allows %.0f", res.got, res.last, allowed)
+					return
+				}
+			}
+		}()
+		return out
+	}
+	ra, rb, rs := read(ar), read(br), read(sr)
+
+	// s sends back to back: each write blocks while the room is not
+	// reading its socket.
+	sent := make(chan error, 1)
+	var sendTook time.Duration
+	start = time.Now()
+	close(started)
+	go func() {
+		w := bufio.NewWriterSize(s, 64<<10)
+		for k := range n {
+			text := fmt.Sprintf("m %d ", k)
+			w.WriteString(text)
+			w.WriteString(strings.Repeat("x", size-len(text)))
+			if err := w.WriteByte('\n'); err != nil {
+				sent <- err
+				return
+			}
+		}
+		err := w.Flush()
+		sendTook = time.Since(start)
+		sent <- err
+	}()
+
+	results := map[string]result{"a": <-ra, "b": <-rb, "s (its echo)": <-rs}
+	if err := <-sent; err != nil {
+		t.Fatalf("s: %v", err)
+	}
+	gone := "*** x was disconnected: not reading"
+	for who, res := range results {
+		if res.err != nil {
+			t.Fatalf("%s: %v", who, res.err)
+		}
+		t.Logf("%s got all %d lines in order, the last %v after the first send; notices %q (%v)",
+			who, n, res.last.Round(time.Millisecond), res.notices, res.goneAt.Round(time.Millisecond))
+		for _, l := range res.notices {
+			if l != gone {
+				t.Errorf("%s got notice %q", who, l)
+			}
+		}
+	}
+	t.Logf("s's writes took %v (back to back; the room read its socket at its own pace)", sendTook.Round(time.Millisecond))
+	for who, r := range map[string]*bufio.Reader{"a": ar, "b": br} {
+		if !slices.Contains(results[who].notices, gone) {
+			readUntil(t, r, gone)
+		}
+	}
+	// s is still in the room; x is not.
+	fmt.Fprintf(s, "/who\n")
+	readUntil(t, sr, "*** 3 here: a, b, s")
+	// x's connection was closed: reading it ends (after what it was sent).
+	if _, err := io.Copy(io.Discard, x); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("x: %v, want its connection closed", err)
+	}
+	h.Stop(15 * time.Second)
 }
