@@ -248,19 +248,24 @@ func (s *session) handle(fr Frame) {
 // own line, in one write): the tutorial's client sends a line, reads once and
 // prints, so anything more would be what it prints for its next line.
 func (s *session) welcome() {
+	hist := s.history
+	s.history = nil
 	s.deliver(false, func() {
 		m := s.m
 		s.r.pushLocked(m, notice(fmt.Sprintf("welcome to %s, %s: %d here; /help lists the commands", s.r.cfg.Room, m.name, len(s.r.members))))
-		if len(s.history) == 0 {
-			return
+		if len(hist) > 0 {
+			s.r.pushLocked(m, notice(fmt.Sprintf("the last %d messages before you came:", len(hist))))
 		}
-		s.r.pushLocked(m, notice(fmt.Sprintf("the last %d messages before you came:", len(s.history))))
-		for _, l := range s.history {
-			s.r.pushLocked(m, l)
-		}
-		s.r.pushLocked(m, notice("end of history"))
 	})
-	s.history = nil
+	if len(hist) == 0 {
+		return
+	}
+	// A line at a time, so that a long history waits for the client's
+	// queue like anything else instead of going over its sendq.
+	for _, l := range hist {
+		s.reply(l)
+	}
+	s.reply(notice("end of history"))
 }
 
 const help = `commands:

@@ -330,3 +330,29 @@ func TestHeldBack(t *testing.T) {
 	stuck.finish(nil)
 	writers.Wait()
 }
+
+// TestLongHistory: a newcomer's history is far larger than its sendq; it
+// waits for the newcomer's queue like any other output instead of taking
+// it over its sendq.
+func TestLongHistory(t *testing.T) {
+	const n = 300 // lines of 2,000 bytes: 600 KB, against a sendq of 16 KiB
+	in := start(t, map[string]string{"history": fmt.Sprint(n), "sendq": "16768", "floodrate": "0", "linewait": "5s"})
+	a := named(t, in, "a")
+	_ = a.c.SetDeadline(time.Now().Add(60 * time.Second))
+	if err := <-burst(a, n, 2000, 50, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := join(t, in, 60*time.Second)
+	c.send("/who")
+	c.expect("*** welcome to")
+	c.expect(fmt.Sprintf("*** the last %d messages before you came:", n))
+	for k := range n {
+		if l := c.line(); seqOf(l) != k {
+			t.Fatalf("history line %d is %.60q", k, l)
+		}
+	}
+	if l := c.line(); l != "*** end of history" {
+		t.Fatalf("after the history: %q", l)
+	}
+	c.sync() // still connected
+}
