@@ -31,7 +31,7 @@ func Plugin() sdk.Plugin {
 			{Name: "stall", Default: def.Stall.String(), Help: "a client that takes no output, or holds the senders back, for this long is disconnected"},
 			{Name: "floodrate", Default: fmt.Sprint(def.FloodRate), Help: "lines per second the room reads from one client once its burst is spent (0: no limit)"},
 			{Name: "floodburst", Default: fmt.Sprint(def.FloodBurst), Help: "lines one client may send at once before floodrate applies"},
-			{Name: "linger", Default: def.Linger.String(), Help: "least time between two writes to one client; lines gather meanwhile (0: write at once)"},
+			{Name: "linger", Default: def.Linger.String(), Help: "least time between two writes to one client; lines gather meanwhile, unless 64 KiB wait (0: write at once)"},
 			{Name: "sndbuf", Default: fmt.Sprint(def.SndBuf), Help: "kernel send buffer per client, in bytes (0: the kernel's autotuning)"},
 			{Name: "linewait", Default: def.LineWait.String(), Help: "pause that ends a line sent without a newline (0: the end of each read does)"},
 		},

@@ -88,19 +88,38 @@ func readUntil(t *testing.T, r *bufio.Reader, want string) {
 	}
 }
 
-// TestFlowControlThroughHost is issue 19's case, through the real host with
-// the default settings: one client never reads, one sends 5,000 lines of
-// 3 KiB back to back, two read as fast as they can. Each reader gets all
-// 5,000 in order; the client that never reads is disconnected and the room
-// told; the sender is slowed (the flood limit, and the room waiting for the
-// stalled reader up to stall) but never refused or disconnected.
+// TestFlowControlThroughHost is issue 19's case, through the real host: one
+// client never reads, one sends 5,000 lines of 3 KiB back to back, two read
+// as fast as they can. Each reader gets all 5,000 in order; the client that
+// never reads is disconnected and the room told; the sender is slowed (the
+// flood limit, and the room waiting for the stalled reader up to stall) but
+// never refused or disconnected. First with the default settings (the
+// issue's figure: see the log), then with a short stall and no flood limit,
+// set through the host.
 func TestFlowControlThroughHost(t *testing.T) {
+	def := DefaultConfig()
+	tests := []struct {
+		name  string
+		args  []string
+		rate  float64 // the flood limit the host was given; 0 for none
+		burst int
+	}{
+		{name: "defaults", rate: def.FloodRate, burst: def.FloodBurst},
+		{name: "stall 2s, no flood limit", args: []string{"--set", "chat.stall=2s", "--set", "chat.floodrate=0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			flowThroughHost(t, tt.args, tt.rate, tt.burst)
+		})
+	}
+}
+
+func flowThroughHost(t *testing.T, args []string, rate float64, burst int) {
 	const (
 		n    = 5000
 		size = 3 << 10 // bytes of text in each line
 	)
-	def := DefaultConfig()
-	h := e2e.Start(t, e2e.Config{Enable: []string{"chat"}})
+	h := e2e.Start(t, e2e.Config{Enable: []string{"chat"}, Args: args})
 	addr := h.Addr("chat")
 	// A bound on the whole test, far above what it takes (see the log),
 	// so that a broken room fails it instead of hanging.
@@ -165,7 +184,7 @@ func TestFlowControlThroughHost(t *testing.T) {
 				}
 				res.got++
 				res.last = time.Since(start)
-				if allowed := float64(def.FloodBurst) + def.FloodRate*res.last.Seconds() + 1; float64(res.got) > allowed {
+				if allowed := float64(burst) + rate*res.last.Seconds() + 1; rate > 0 && float64(res.got) > allowed {
 					res.err = fmt.Errorf("%d lines by %v: the flood limit allows %.0f", res.got, res.last, allowed)
 					return
 				}
