@@ -22,12 +22,12 @@ from concurrent import futures
 
 import grpc
 
-from . import fdpass
-from ._log import Logger, capture_std_streams
+from . import _events, fdpass
+from ._log import capture_std_streams
 from ._plugin import PROTOCOL_VERSIONS, TCP, ConfigError
 from ._proto import (control_pb2, control_pb2_grpc, grpc_controller_pb2, grpc_controller_pb2_grpc, grpc_stdio_pb2_grpc,
                      health_pb2, health_pb2_grpc)
-from ._server import PacketServer, Server
+from ._server import Conn, PacketServer, Server
 
 # Environment the host and go-plugin set.
 ENV_HANDOFF_FD = "SOCKPLAY_HANDOFF_FD"
@@ -40,7 +40,7 @@ ENV_MULTIPLEX = "PLUGIN_MULTIPLEX_GRPC"
 CORE_PROTOCOL_VERSION = 1
 #: The optional parts of the contract this SDK implements (SPEC.md,
 #: "Features"), by transport.
-FEATURES = {"tcp": ["listener"], "udp": []}
+FEATURES = {"tcp": ["events", "listener"], "udp": ["events"]}
 
 
 def negotiate(env_value, supported=PROTOCOL_VERSIONS):
@@ -146,6 +146,8 @@ class Runtime(control_pb2_grpc.ControlServicer):
         self.draining = False
         self._pending = []  # handed over before Configure
         self.stopped = threading.Event()
+        self.events = _events.Sink()
+        self._dgram_last = (0, 0, 0, 0)
 
     # The control service.
 
@@ -166,7 +168,7 @@ class Runtime(control_pb2_grpc.ControlServicer):
             except ConfigError as e:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             if self.p.transport == TCP:
-                self.srv = Server(self.p.handler, self.log, self.p.stopping)
+                self.srv = Server(self.p.handler, self.log, self.p.stopping, self.events)
             else:
                 self.psrv = PacketServer(self.p.handler, self.log, self.p.stopping)
             pending, self._pending = self._pending, []
@@ -204,6 +206,46 @@ class Runtime(control_pb2_grpc.ControlServicer):
         self.log.info("drained", forced=forced, took=f"{round((time.monotonic() - start) * 1000)}ms")
         return self._pb.DrainResponse(forced=forced)
 
+    def Events(self, request, context):
+        """Streams batches of events, at most one per BATCH_INTERVAL while
+        there are any, until the host cancels or opens another stream."""
+        sink = self.events
+        token = sink.attach()
+        last_sent, last_dropped = 0.0, 0
+        while context.is_active() and sink.current(token):
+            sink.wait(_events.BATCH_INTERVAL)
+            wait = last_sent + _events.BATCH_INTERVAL - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            events, dropped = sink.take()
+            dg = self._datagrams()
+            if dg is not None:
+                events.append(dg)
+            if not events and dropped == last_dropped:
+                continue
+            last_sent, last_dropped = time.monotonic(), dropped
+            yield self._pb.EventBatch(events=[self._event(e) for e in events], dropped=dropped)
+
+    def _event(self, e):
+        kind, conn, t, peer, local, duration, bin_, bout, reason, dgin, dgout = e
+        return self._pb.Event(kind=kind, conn=conn, time_unix_nano=t, peer=peer, local=local,
+                              duration_nanos=duration, bytes_in=bin_, bytes_out=bout, reason=reason,
+                              datagrams_in=dgin, datagrams_out=dgout)
+
+    def _datagrams(self):
+        """A DATAGRAMS event with the UDP counts since the previous one, or
+        None when there were none."""
+        psrv = self.psrv
+        if psrv is None:
+            return None
+        st = psrv.stats()
+        now = (st["datagrams"], st["replies"], st["bytes_in"], st["bytes_out"])
+        prev, self._dgram_last = self._dgram_last, now
+        d = [a - b for a, b in zip(now, prev)]
+        if not any(d):
+            return None
+        return (_events.DATAGRAMS, 0, _events.now_ns(), "", psrv.local, 0, d[2], d[3], "", d[0], d[1])
+
     # The handoff socket.
 
     def receive(self, sock):
@@ -240,13 +282,13 @@ class Runtime(control_pb2_grpc.ControlServicer):
                 threading.Thread(target=self._serve_listener, args=(srv, ln), name="sockplay-accept",
                                  daemon=True).start()
             elif h.kind == fdpass.CONN and srv is not None:
-                conn = socket.socket(fileno=h.fd)
+                conn = Conn(fileno=h.fd)
                 conn.setblocking(True)
                 try:
                     peer = conn.getpeername()
                 except OSError:
                     peer = None  # the client is gone already; the handler sees EOF
-                srv.serve_conn(conn, peer)
+                srv.serve_conn(conn, peer, h.id)
             else:
                 self.log.error("handoff of a kind this plugin does not serve", kind=h.kind, conn=h.id)
                 os.close(h.fd)

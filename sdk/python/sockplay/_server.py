@@ -11,6 +11,7 @@ import threading
 import time
 import traceback
 
+from . import _events
 from ._log import format_addr
 
 #: Accept errors that end only this attempt: accept(2) says to retry the
@@ -48,6 +49,33 @@ class _Waker:
         os.close(self.w)
 
 
+#: Ids of connections the plugin accepts itself (shared listener, tests) start
+#: here, far above the host's (which count from 1).
+OWN_IDS = 1 << 62
+
+
+class Conn(socket.socket):
+    """The socket a handler gets: a socket.socket in every way, whose close()
+    first reads the kernel's TCP_INFO, so that a connection the handler
+    closes itself, as the tutorial's servers do, is still counted."""
+
+    info = None
+
+    def close(self):
+        if self.info is None and self.fileno() >= 0:
+            self.info = _events.tcp_info(self)
+        super().close()
+
+
+class _Entry:
+    __slots__ = ("conn", "lingering", "cut", "id", "peer", "local", "t_ns")
+
+    def __init__(self, conn, conn_id, peer):
+        self.conn, self.id, self.peer = conn, conn_id, peer
+        self.lingering = self.cut = False
+        self.local = self.t_ns = None
+
+
 class Server:
     """Runs a TCP handler, handler(conn, addr), on a new thread for each
     connection: conn is a connected, blocking socket.socket and addr the
@@ -55,9 +83,10 @@ class Server:
     handler returns. An exception in the handler is logged with its traceback
     and loses only that connection."""
 
-    def __init__(self, handler, log, stopping=None):
+    def __init__(self, handler, log, stopping=None, events=None):
         self._handler = handler
         self._log = log
+        self._events = events  # an _events.Sink, or None
         #: Set when the server drains; long-running handlers may watch it.
         self.stopping = stopping if stopping is not None else threading.Event()
         self._lock = threading.Lock()
@@ -73,18 +102,26 @@ class Server:
         self.total = 0
         self.panics = 0
 
-    def serve_conn(self, conn, addr=None):
-        """Serves conn on a new thread and returns at once. After shutdown it
-        closes conn instead."""
+    def serve_conn(self, conn, addr=None, conn_id=None):
+        """Serves conn (best a Conn, for the byte counts of the events) on a
+        new thread and returns at once; conn_id is the host's id for it, if
+        the host handed it over. After shutdown it closes conn instead."""
         with self._lock:
             if self._closed:
                 conn.close()
                 return
             self._next_id += 1
             cid = self._next_id
-            self._conns[cid] = [conn, False]  # lingering?
+            entry = self._conns[cid] = _Entry(conn, conn_id if conn_id is not None else OWN_IDS + cid, addr)
             self.active += 1
             self.total += 1
+        if self._events is not None:
+            entry.t_ns = _events.now_ns()
+            try:
+                entry.local = format_addr(conn.getsockname())
+            except OSError:
+                entry.local = ""
+            self._events.opened(entry.id, entry.t_ns, format_addr(addr), entry.local)
         t = threading.Thread(target=self._run, args=(cid, conn, addr), name=f"sockplay-conn-{cid}", daemon=True)
         try:
             t.start()
@@ -93,24 +130,41 @@ class Server:
             self._done(cid, conn)
 
     def _run(self, cid, conn, addr):
+        failed = False
         try:
             self._handler(conn, addr)
         except BaseException as e:  # noqa: B036 - a handler's SystemExit loses its connection too
+            failed = True
             with self._lock:
                 self.panics += 1
             self._log.error("handler exception; closing its connection", conn=cid, peer=format_addr(addr),
                             error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
         finally:
-            self._done(cid, conn)
+            self._done(cid, conn, failed)
 
-    def _done(self, cid, conn):
+    def _done(self, cid, conn, failed=False):
+        entry = self._conns[cid]
+        reason, pre = None, None
         try:
+            if self._events is not None:
+                # Who closed first shows in the state the handler left.
+                pre = getattr(conn, "info", None) or _events.tcp_info(conn)
+                reason = _events.close_reason(pre, failed, entry.cut)
             self._linger(cid, conn)
         finally:
             with self._lock:
                 # Out of the table before it is closed: shutdown() never
                 # touches a descriptor that may have been reused.
                 del self._conns[cid]
+                cut = entry.cut
+            if self._events is not None:
+                # The counts after the linger: by then the client has
+                # acknowledged the last reply.
+                info = getattr(conn, "info", None) or _events.tcp_info(conn)
+                bytes_in, bytes_out = _events.payload_bytes(info, reset=_events.was_reset(pre))
+                self._events.closed(entry.id, entry.t_ns, format_addr(entry.peer), entry.local,
+                                    _events.now_ns() - entry.t_ns, bytes_in, bytes_out,
+                                    "drained" if cut and reason != "panic" else reason or "error")
             try:
                 conn.close()
             except OSError:
@@ -132,7 +186,7 @@ class Server:
         with self._lock:
             if self._closed:
                 return
-            self._conns[cid][1] = True
+            self._conns[cid].lingering = True
         deadline = time.monotonic() + self.linger_timeout
         left = LINGER_BYTES
         try:
@@ -170,7 +224,7 @@ class Server:
                     break
                 for _ in range(64):
                     try:
-                        conn, addr = listener.accept()
+                        fd, addr = listener._accept()
                     except (BlockingIOError, InterruptedError):
                         break
                     except OSError as e:
@@ -188,6 +242,7 @@ class Server:
                             break
                         continue
                     delay = 0.0
+                    conn = Conn(listener.family, listener.type, listener.proto, fileno=fd)
                     conn.setblocking(True)
                     self.serve_conn(conn, addr)
         finally:
@@ -203,17 +258,19 @@ class Server:
         connections it had to cut."""
         with self._lock:
             self._closed = True
-            for conn, lingering in self._conns.values():
-                if lingering:
-                    _cut(conn)
+            for e in self._conns.values():
+                if e.lingering:
+                    _cut(e.conn)
         self.stopping.set()
         self._waker.wake()
         with self._lock:
             if self._idle.wait_for(lambda: self.active == 0, timeout=max(timeout, 0)):
                 return 0
             forced = len(self._conns)
-            for conn, _ in self._conns.values():
-                _cut(conn)
+            for e in self._conns.values():
+                if not e.lingering:
+                    e.cut = True
+                _cut(e.conn)
             self._idle.wait_for(lambda: self.active == 0, timeout=1.0)
         return forced
 
@@ -252,6 +309,11 @@ class PacketServer:
         self._waker = _Waker()
         self.panics = 0
         self.datagrams = 0
+        self.bytes_in = 0
+        self.replies = 0
+        self.bytes_out = 0
+        #: The local address of the first socket served ("IP:port").
+        self.local = ""
 
     def serve(self, sock):
         """Serves sock on a new thread and returns at once. The socket may be
@@ -262,6 +324,11 @@ class PacketServer:
                 sock.close()
                 return
             self._socks.append(sock)
+            if not self.local:
+                try:
+                    self.local = format_addr(sock.getsockname())
+                except OSError:
+                    pass
             t = threading.Thread(target=self._loop, args=(sock,), name="sockplay-udp", daemon=True)
             self._threads.append(t)
         t.start()
@@ -285,15 +352,19 @@ class PacketServer:
                 reply = self._call(data, addr)
                 if reply is not None:
                     try:
-                        sock.sendto(reply.encode() if isinstance(reply, str) else reply, addr)
+                        n = sock.sendto(reply.encode() if isinstance(reply, str) else reply, addr)
                     except OSError:
-                        pass  # UDP: a full buffer or an unreachable sender loses the reply
+                        continue  # UDP: a full buffer or an unreachable sender loses the reply
+                    with self._lock:
+                        self.replies += 1
+                        self.bytes_out += n
                 if self.stopping.is_set():
                     return
 
     def _call(self, data, addr):
         with self._lock:
             self.datagrams += 1
+            self.bytes_in += len(data)
         try:
             return self._handler(data, addr)
         except Exception as e:
@@ -322,4 +393,5 @@ class PacketServer:
 
     def stats(self):
         with self._lock:
-            return {"panics": self.panics, "datagrams": self.datagrams}
+            return {"panics": self.panics, "datagrams": self.datagrams, "bytes_in": self.bytes_in,
+                    "replies": self.replies, "bytes_out": self.bytes_out}

@@ -30,6 +30,7 @@ import threading
 import time
 import unittest
 
+from . import _events
 from ._log import LineLogger, Logger
 from ._plugin import TCP, ConfigError
 from ._server import PacketServer, Server
@@ -60,11 +61,14 @@ class Instance:
         self._stdout, sys.stdout = sys.stdout, LineLogger(plugin.log, "info", "stdout")
         self._clients = []
         self._thread = None
+        #: The events the plugin would stream to the host (feature "events"):
+        #: take() returns them as tuples (see sockplay._events).
+        self.events = _events.Sink()
         if plugin.transport == TCP:
             ln = socket.create_server(("127.0.0.1", 0))
             #: The address the plugin listens on, as (host, port).
             self.addr = ln.getsockname()
-            self.server = Server(plugin.handler, plugin.log, plugin.stopping)
+            self.server = Server(plugin.handler, plugin.log, plugin.stopping, self.events)
             self._thread = threading.Thread(target=self.server.serve, args=(ln,), name="sockplay-test-accept",
                                             daemon=True)
             self._thread.start()

@@ -153,7 +153,7 @@ class RuntimeTest(unittest.TestCase):
         self.assertEqual((d.name, d.version, d.transport, d.default_addr),
                          ("pyprobe", "0.3.0", control_pb2.TRANSPORT_TCP, "127.0.0.1:12398"))
         self.assertEqual([o.name for o in d.options], ["greeting", "mode"])
-        self.assertEqual(list(d.features), ["listener"])
+        self.assertEqual(list(d.features), ["events", "listener"])
         self.assertFalse(h.control.Health(control_pb2.HealthRequest(), timeout=TIMEOUT).serving)
         check = h.health.Check(health_pb2.HealthCheckRequest(service="plugin"), timeout=TIMEOUT)
         self.assertEqual(check.status, health_pb2.HealthCheckResponse.SERVING)
@@ -170,13 +170,9 @@ class RuntimeTest(unittest.TestCase):
             h.control.Configure(control_pb2.ConfigureRequest(), timeout=TIMEOUT)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
         self.assertTrue(h.control.Health(control_pb2.HealthRequest(), timeout=TIMEOUT).serving)
-        for rpc, req in [(h.control.SetRules, control_pb2.SetRulesRequest())]:
-            with self.assertRaises(grpc.RpcError) as cm:
-                rpc(req, timeout=TIMEOUT)
-            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
         with self.assertRaises(grpc.RpcError) as cm:
-            next(h.control.Events(control_pb2.EventsRequest(), timeout=TIMEOUT))
-        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+            h.control.SetRules(control_pb2.SetRulesRequest(), timeout=TIMEOUT)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)  # feature "rules" is not listed
 
         self.assertEqual(ask(early, "early"), "hi early\n")
         c = h.hand_conn(2)
@@ -203,6 +199,33 @@ class RuntimeTest(unittest.TestCase):
         self.assertEqual(h.proc.stdout.read(), b"", "nothing but the handshake line on stdout")
         for r in h.log_records():
             self.assertRegex(r["@timestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
+
+    def test_events(self):
+        """OPENED and CLOSED for a handed-over connection, with the host's id,
+        the addresses, and the kernel's byte counts at close."""
+        h = FakeHost(self, PROBE)
+        h.connect()
+        h.control.Configure(control_pb2.ConfigureRequest(options={"greeting": ""}), timeout=TIMEOUT)
+        stream = h.control.Events(control_pb2.EventsRequest(), timeout=30)
+        c = h.hand_conn(77)
+        self.assertEqual(ask(c, "x" * 999), "x" * 999 + "\n")
+        peer, local = "%s:%d" % c.getsockname(), "%s:%d" % c.getpeername()
+        c.close()
+        events = []
+        for batch in stream:
+            self.assertEqual(batch.dropped, 0)
+            events.extend(batch.events)
+            if any(e.kind == control_pb2.Event.CLOSED for e in events):
+                break
+        stream.cancel()
+        opened, closed = events
+        self.assertEqual((opened.kind, opened.conn, opened.peer, opened.local),
+                         (control_pb2.Event.OPENED, 77, peer, local))
+        self.assertEqual((closed.kind, closed.conn, closed.peer, closed.local, closed.reason),
+                         (control_pb2.Event.CLOSED, 77, peer, local, "eof"))
+        self.assertEqual((closed.bytes_in, closed.bytes_out), (1000, 1000))
+        self.assertEqual(closed.time_unix_nano, opened.time_unix_nano)
+        self.assertGreater(closed.duration_nanos, 0)
 
     def test_print_goes_to_the_log(self):
         h = FakeHost(self, PROBE)
@@ -248,8 +271,19 @@ class RuntimeTest(unittest.TestCase):
         c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         c.settimeout(TIMEOUT)
         c.connect(u.getsockname())
-        c.send(b"x")
-        self.assertEqual(c.recv(100), b"got x")
+        stream = h.control.Events(control_pb2.EventsRequest(), timeout=30)
+        for m in (b"x", b"yz"):
+            c.send(m)
+            self.assertEqual(c.recv(100), b"got " + m)
+        counts = [0, 0, 0, 0]
+        for batch in stream:
+            for e in batch.events:
+                self.assertEqual((e.kind, e.local), (control_pb2.Event.DATAGRAMS, "%s:%d" % u.getsockname()))
+                counts = [a + b for a, b in zip(counts, (e.datagrams_in, e.datagrams_out, e.bytes_in, e.bytes_out))]
+            if counts[1] >= 2:
+                break
+        stream.cancel()
+        self.assertEqual(counts, [2, 2, 3, 11])
         # A connection to a UDP plugin is a kind it does not serve.
         h.hand_conn(9)
         h.wait_log("handoff of a kind this plugin does not serve")

@@ -140,6 +140,115 @@ class TCPTest(testing.PluginTestCase):
         self.assertEqual((code, out.getvalue()), (0, "hello\nONE\nTWO\n"))
 
 
+class EventsTest(testing.PluginTestCase):
+    """The OPENED and CLOSED events a TCP plugin would stream: reasons and the
+    kernel's byte counts."""
+
+    def closed(self, inst, n):
+        from sockplay import _events
+        inst.stop()  # every handler has returned and been counted
+        events, dropped = inst.events.take()
+        self.assertEqual(dropped, 0)
+        closed = [e for e in events if e[0] == _events.CLOSED]
+        self.assertEqual(len(closed), n, events)
+        self.assertEqual(len([e for e in events if e[0] == _events.OPENED]), n)
+        return {e[8]: e for e in closed}
+
+    def test_reasons(self):
+        def handler(conn, addr):
+            data = conn.recv(1024)
+            if data == b"boom":
+                raise RuntimeError("boom")
+            if data == b"return":
+                conn.sendall(b"bye")
+                return
+            if data == b"wait":
+                conn.sendall(b"waiting")
+                conn.recv(1)  # until the drain cuts it
+                return
+            while data:
+                data = conn.recv(1024)  # until the client closes: eof
+
+        inst = testing.start(tcp_plugin(handler))
+        eof = inst.dial()
+        eof.sendall(b"hello")
+        boom, ret, wait = inst.dial(), inst.dial(), inst.dial()
+        boom.sendall(b"boom")
+        self.assertEqual(boom.recv(10), b"")
+        ret.sendall(b"return")
+        self.assertEqual(recv_all(ret), b"bye")
+        wait.sendall(b"wait")
+        self.assertEqual(wait.recv(7), b"waiting")
+        eof.close()
+        self.assertEqual(inst.server.shutdown(0.2), 1)
+        by_reason = self.closed(inst, 4)
+        self.assertEqual(sorted(by_reason), ["drained", "eof", "panic", "returned"])
+        self.assertEqual(by_reason["eof"][6:8], (5, 0))  # bytes in, out
+        self.assertEqual(by_reason["returned"][6:8], (6, 3))
+        self.assertGreaterEqual(by_reason["eof"][1], 1 << 62, "ids of connections the plugin accepted itself")
+
+    def test_handler_that_closes_is_counted(self):
+        """The tutorial's handlers close the connection themselves."""
+        def hello(conn, addr):
+            conn.sendall(b"x" * 5000)
+            conn.recv(1024)
+            conn.close()
+
+        inst = testing.start(tcp_plugin(hello))
+        c = inst.dial()
+        peer, local = "%s:%d" % c.getsockname(), "%s:%d" % c.getpeername()
+        self.assertEqual(len(c.recv(5000, socket.MSG_WAITALL)), 5000)
+        c.sendall(b"ack")
+        self.assertEqual(recv_all(c), b"")
+        c.close()
+        ev = self.closed(inst, 1)["returned"]
+        self.assertEqual(ev[3:5], (peer, local))
+        self.assertEqual(ev[6:8], (3, 5000))
+
+    def test_payload_bytes_take_off_the_fins(self):
+        from sockplay import _events
+        cases = [  # state, reset: (in, out) of a connection that got 10 bytes and sent 20
+            ((1, 10, 20), False, (10, 20)),  # ESTABLISHED: no FIN either way
+            ((8, 11, 20), False, (10, 20)),  # CLOSE_WAIT: the client's FIN
+            ((9, 11, 20), False, (10, 20)),  # LAST_ACK: ours not acknowledged yet
+            ((5, 10, 21), False, (10, 20)),  # FIN_WAIT2: ours acknowledged
+            ((6, 11, 21), False, (10, 20)),  # TIME_WAIT: both
+            ((7, 11, 21), False, (10, 20)),  # CLOSE after LAST_ACK: both
+            ((7, 10, 20), True, (10, 20)),  # CLOSE after a reset: neither
+        ]
+        for info, reset, want in cases:
+            self.assertEqual(_events.payload_bytes(info, reset), want, info)
+        self.assertEqual(_events.payload_bytes(None), (0, 0))
+
+    def test_reset(self):
+        import struct
+        entered = threading.Event()
+
+        def handler(conn, addr):
+            entered.set()
+            try:
+                conn.recv(1024)
+            except ConnectionResetError:
+                pass
+
+        inst = testing.start(tcp_plugin(handler))
+        c = inst.dial()
+        self.assertTrue(entered.wait(testing.TIMEOUT))
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()  # an RST
+        self.assertEqual(list(self.closed(inst, 1)), ["reset"])
+
+    def test_full_queue_drops_and_counts(self):
+        from sockplay import _events
+        sink = _events.Sink(max_queued=3)
+        for i in range(5):
+            sink.opened(i, 0, "", "")
+        events, dropped = sink.take()
+        self.assertEqual(([e[1] for e in events], dropped), ([0, 1, 2], 2))
+        sink.opened(9, 0, "", "")
+        self.assertEqual(sink.take()[1], 2, "dropped is a running total")
+
+
 class UDPTest(testing.PluginTestCase):
     def plugin(self, handler):
         p = sockplay.Plugin("u", "1.0.0", "test", transport="udp", default_addr="127.0.0.1:1")
@@ -162,7 +271,8 @@ class UDPTest(testing.PluginTestCase):
                 self.assertEqual(c.recv(2048), want)
         rec = inst.wait_log("datagram handler exception; datagram dropped")
         self.assertIn("KeyError", rec["traceback"])
-        self.assertEqual(inst.server.stats(), {"panics": 1, "datagrams": 5})
+        inst.stop()  # the counters are final once the handler thread is done
+        self.assertEqual(inst.server.stats(), {"panics": 1, "datagrams": 5, "bytes_in": 11, "replies": 3, "bytes_out": 20})
 
     def test_large_datagram(self):
         inst = self.start_plugin(self.plugin(lambda data, addr: data))
