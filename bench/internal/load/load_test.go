@@ -168,6 +168,13 @@ func bin(t *testing.T) string {
 				return
 			}
 		}
+		// The Python examples, as make build installs them.
+		cmd := exec.Command("python3", filepath.Join(root, "sdk", "python", "build_plugin.py"), binDir,
+			"pyecho="+filepath.Join(root, "examples", "python", "echo.py"),
+			"pyudpecho="+filepath.Join(root, "examples", "python", "udpecho.py"))
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build the Python examples: %v\n%s", err, b)
+		}
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -221,6 +228,9 @@ func TestSmoke(t *testing.T) {
 		}
 		if row.Median[InProc] <= 0 {
 			t.Errorf("%s %s: no in-process figure (medians %v)", row.Scenario, row.Metric, row.Median)
+		}
+		if row.PythonRatio <= 0 {
+			t.Errorf("%s %s: python/plugin ratio %v, want > 0 (medians %v)", row.Scenario, row.Metric, row.PythonRatio, row.Median)
 		}
 	}
 	for _, s := range Scenarios() {

@@ -41,6 +41,9 @@ type Row struct {
 	// Diff is plugin−direct.
 	Ratio float64 `json:"ratio"`
 	Diff  float64 `json:"diff"`
+	// PythonRatio is python/plugin of the medians: the Python examples
+	// against the Go plugins (0 when either is missing).
+	PythonRatio float64 `json:"python_ratio,omitempty"`
 }
 
 // Check is one of the issue's targets.
@@ -84,6 +87,9 @@ func (r *Report) finish(scenarios []Scenario) {
 			d, okd := row.Median[Direct]
 			if okp && okd && d > 0 {
 				row.Ratio, row.Diff = p/d, p-d
+			}
+			if py, ok := row.Median[Python]; ok && okp && p > 0 {
+				row.PythonRatio = py / p
 			}
 			r.Rows = append(r.Rows, row)
 		}
@@ -153,16 +159,23 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "medians of %d rounds, %s per measurement, targets in turn\n\n", r.Rounds, r.Duration)
 
 	cols := slices.DeleteFunc(slices.Clone(r.Targets), func(t string) bool { return t == Plugin || t == Direct })
+	python := slices.Contains(r.Targets, Python)
 	tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.AlignRight|tabwriter.Debug)
 	head := "scenario\tfigure\tplugin\tdirect\tplugin/direct\t"
 	for _, c := range cols {
 		head += c + "\t"
+	}
+	if python {
+		head += "python/plugin\t"
 	}
 	fmt.Fprintln(tw, head)
 	for _, row := range r.Rows {
 		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t", row.Scenario, figure(row), num(row.Median, Plugin), num(row.Median, Direct), ratioText(row))
 		for _, c := range cols {
 			line += num(row.Median, c) + "\t"
+		}
+		if python {
+			line += pythonRatioText(row) + "\t"
 		}
 		fmt.Fprintln(tw, line)
 	}
@@ -227,4 +240,11 @@ func ratioText(row Row) string {
 		return fmt.Sprintf("%.2f (%+.1f µs)", row.Ratio, row.Diff)
 	}
 	return fmt.Sprintf("%.2f", row.Ratio)
+}
+
+func pythonRatioText(row Row) string {
+	if row.PythonRatio == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", row.PythonRatio)
 }

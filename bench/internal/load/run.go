@@ -30,6 +30,9 @@ type Config struct {
 	InProc bool
 	// UDP runs the UDP scenarios when BinDir has sockplay-udpecho.
 	UDP bool
+	// Python adds a second host serving the Python examples pyecho and
+	// pyudpecho, when BinDir has them (target "python").
+	Python bool
 	// MemoryConns is how many idle connections the memory check opens (0:
 	// no memory check).
 	MemoryConns int
@@ -50,7 +53,7 @@ type Config struct {
 // DefaultConfig is `make bench`: 7 rounds of every scenario, the classic
 // super-servers, 10,000 idle connections.
 func DefaultConfig() Config {
-	return Config{BinDir: "bin", Rounds: 7, Params: DefaultParams(), Classic: true, UDP: true, MemoryConns: 10000}
+	return Config{BinDir: "bin", Rounds: 7, Params: DefaultParams(), Classic: true, UDP: true, Python: true, MemoryConns: 10000}
 }
 
 // Validate reports a Config that cannot run.
@@ -123,6 +126,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	targets = append(targets, direct)
+	if cfg.Python {
+		if _, err := os.Stat(filepath.Join(cfg.BinDir, "sockplay-"+PythonPlugins.TCP)); err != nil {
+			rep.Notes = append(rep.Notes, "python skipped: no sockplay-pyecho in "+cfg.BinDir+" (make build installs it)")
+		} else {
+			_, err := os.Stat(filepath.Join(cfg.BinDir, "sockplay-"+PythonPlugins.UDP))
+			t, err := StartHostOf(ctx, PythonPlugins, cfg.BinDir, udp && err == nil, cfg.HostEnv, cfg.HostArgs)
+			if err != nil {
+				return nil, err
+			}
+			targets = append(targets, t)
+		}
+	}
 	if cfg.InProc {
 		t, err := StartInProc()
 		if err != nil {

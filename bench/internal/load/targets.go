@@ -20,6 +20,7 @@ import (
 // Target names.
 const (
 	Plugin    = "plugin"    // the host with the echo (and udpecho) plugin
+	Python    = "python"    // a host with the Python examples pyecho (and pyudpecho)
 	Direct    = "direct"    // a plain Go echo server in its own process
 	InProc    = "inproc"    // the same server inside the bench process
 	Xinetd    = "xinetd"    // xinetd running /bin/cat
@@ -54,18 +55,37 @@ func (t *Target) Stop() error {
 // startTimeout bounds how long any target may take to start serving.
 const startTimeout = 30 * time.Second
 
+// HostPlugins names the target a host is measured as and the echo plugins
+// it serves.
+type HostPlugins struct {
+	Target, TCP, UDP string
+}
+
+// The plugins of the two host targets: the Go ones, and the Python examples
+// (examples/python, which make build installs as sockplay-pyNAME).
+var (
+	GoPlugins     = HostPlugins{Target: Plugin, TCP: "echo", UDP: "udpecho"}
+	PythonPlugins = HostPlugins{Target: Python, TCP: "pyecho", UDP: "pyudpecho"}
+)
+
 // StartHost runs `sockplay serve` from binDir with the echo plugin, and the
 // udpecho plugin too when udp is set, on ephemeral loopback ports.
 // env is added to the host's environment (its plugins inherit it), and extra
 // to its arguments.
 func StartHost(ctx context.Context, binDir string, udp bool, env, extra []string) (*Target, error) {
+	return StartHostOf(ctx, GoPlugins, binDir, udp, env, extra)
+}
+
+// StartHostOf is StartHost with the plugins of hp; the UDP one is set to a
+// plain echo (prefix=).
+func StartHostOf(ctx context.Context, hp HostPlugins, binDir string, udp bool, env, extra []string) (*Target, error) {
 	args := []string{"serve", "--plugin-dir", binDir, "--log-level", "warn", "--drain-timeout", "2s",
-		"--listen", "echo=127.0.0.1:0"}
+		"--listen", hp.TCP + "=127.0.0.1:0"}
 	args = append(args, extra...)
 	if udp {
-		args = append(args, "--enable", "echo,udpecho", "--listen", "udpecho=127.0.0.1:0", "--set", "udpecho.prefix=")
+		args = append(args, "--enable", hp.TCP+","+hp.UDP, "--listen", hp.UDP+"=127.0.0.1:0", "--set", hp.UDP+".prefix=")
 	} else {
-		args = append(args, "--enable", "echo")
+		args = append(args, "--enable", hp.TCP)
 	}
 	cmd := exec.Command(filepath.Join(binDir, "sockplay"), args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -73,7 +93,7 @@ func StartHost(ctx context.Context, binDir string, udp bool, env, extra []string
 	if err != nil {
 		return nil, fmt.Errorf("sockplay %s: %w", strings.Join(args, " "), err)
 	}
-	t := &Target{Name: Plugin, HostPid: cmd.Process.Pid, stop: terminate(cmd)}
+	t := &Target{Name: hp.Target, HostPid: cmd.Process.Pid, stop: terminate(cmd)}
 	for _, l := range lines {
 		// echo      1.0.0    tcp 127.0.0.1:40123       pid 4242
 		f := strings.Fields(l)
@@ -82,9 +102,9 @@ func StartHost(ctx context.Context, binDir string, udp bool, env, extra []string
 		}
 		pid, _ := strconv.Atoi(f[5])
 		switch f[0] {
-		case "echo":
+		case hp.TCP:
 			t.TCP, t.Pid = f[3], pid
-		case "udpecho":
+		case hp.UDP:
 			t.UDP, t.UDPPid = f[3], pid
 		}
 	}
@@ -94,7 +114,7 @@ func StartHost(ctx context.Context, binDir string, udp bool, env, extra []string
 	}
 	if t.TCP == "" || t.Pid == 0 {
 		t.Stop()
-		return nil, fmt.Errorf("sockplay printed no echo line: %q", lines)
+		return nil, fmt.Errorf("sockplay printed no %s line: %q", hp.TCP, lines)
 	}
 	return t, nil
 }
