@@ -212,3 +212,29 @@ class LoginTest(testing.PluginTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReadmeTest(unittest.TestCase):
+    """The README's Python examples are this directory's echo.py and a test
+    that passes."""
+
+    def blocks(self):
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        section = text[text.index("### In Python"):text.index("## How it works")]
+        return [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+
+    def test_plugin_is_echo_py(self):
+        with open(echo.__file__, encoding="utf-8") as f:
+            source = f.read()
+        code = source[source.index("import sockplay"):]
+        self.assertEqual(self.blocks()[0], code)
+
+    def test_test_passes(self):
+        ns = {}
+        exec(compile(self.blocks()[1], "README.md", "exec"), ns)
+        with open(os.devnull, "w") as null:
+            result = unittest.TextTestRunner(stream=null).run(
+                unittest.defaultTestLoader.loadTestsFromTestCase(ns["EchoTest"]))
+        self.assertTrue(result.wasSuccessful() and result.testsRun == 1, result)

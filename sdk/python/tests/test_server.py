@@ -16,6 +16,15 @@ def tcp_plugin(handler, **kw):
     return p
 
 
+def wait_until(cond, timeout=testing.TIMEOUT):
+    import time
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within the timeout")
+        time.sleep(0.001)
+
+
 def recv_all(c, limit=1 << 20):
     out = b""
     while len(out) < limit:
@@ -52,6 +61,29 @@ class TCPTest(testing.PluginTestCase):
         first.sendall(b"1")
         self.assertEqual(first.recv(10), b"1")
         self.assertEqual(inst.server.stats()["total"], 2)
+
+    def test_threads_are_reused_never_shared(self):
+        """Each connection has a thread of its own while it lives; a thread
+        whose connection is done serves a later one."""
+        def handler(conn, addr):
+            conn.sendall(str(threading.get_ident()).encode())
+            conn.recv(1)
+
+        inst = self.start_plugin(tcp_plugin(handler))
+        first = inst.dial()
+        a = first.recv(64)
+        second = inst.dial()
+        b = second.recv(64)
+        self.assertNotEqual(b, a, "two open connections share a thread")
+        first.close()
+        second.close()
+        seen = set()
+        for _ in range(20):  # a thread done with its connection takes the next
+            wait_until(lambda: inst.server.stats()["active"] == 0 and inst.server._idle_threads > 0)
+            c = inst.dial()
+            seen.add(c.recv(64))
+            c.close()
+        self.assertLessEqual(seen, {a, b}, "the two waiting threads serve the next connections")
 
     def test_exception_loses_only_its_connection(self):
         def handler(conn, addr):
