@@ -5,6 +5,7 @@ package python_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -288,24 +289,36 @@ func TestRestartAfterKill(t *testing.T) {
 	h.Stop(15 * time.Second)
 }
 
-// `sockplay plugins` lists a Python plugin with its version and protocol.
+// `sockplay plugins` lists a Python plugin with its version, protocol and
+// features.
 func TestPluginsCommand(t *testing.T) {
-	out, stderr, code := e2e.Run(t, "plugins", "--plugin-dir", e2e.PluginDir(t, "pyprobe", "echo"))
+	out, stderr, code := e2e.Run(t, "plugins", "--json", "--plugin-dir", e2e.PluginDir(t, "pyprobe", "echo"))
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
+	var list struct {
+		Plugins []struct {
+			Name, Version, Transport string
+			Protocol                 int
+			DefaultAddr              string `json:"default_addr"`
+			Features                 []string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
 	var found bool
-	for _, l := range strings.Split(out, "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 5 && f[0] == "pyprobe" {
+	for _, p := range list.Plugins {
+		if p.Name == "pyprobe" {
 			found = true
-			if f[1] != "0.3.0" || f[2] != "1" || f[3] != "tcp" || f[4] != "127.0.0.1:12398" {
-				t.Errorf("pyprobe line: %q", l)
+			if p.Version != "0.3.0" || p.Protocol != 1 || p.Transport != "tcp" || p.DefaultAddr != "127.0.0.1:12398" ||
+				strings.Join(p.Features, ",") != "events,listener" {
+				t.Errorf("pyprobe: %+v", p)
 			}
 		}
 	}
 	if !found {
-		t.Fatalf("no pyprobe line:\n%s", out)
+		t.Fatalf("no pyprobe:\n%s", out)
 	}
 }
 
