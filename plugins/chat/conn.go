@@ -166,11 +166,12 @@ func (s *session) read(ctx context.Context) end {
 		if err == nil {
 			continue
 		}
+		why, kicked := s.m.kicked()
 		switch {
 		case ctx.Err() != nil:
 			return endDrain
-		case s.m.why.Load() != 0:
-			return end(s.m.why.Load())
+		case kicked:
+			return why
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			s.fr.Flush(s.handle) // the sender paused: the pending bytes are a line
 			continue

@@ -267,8 +267,8 @@ func TestOverSendQ(t *testing.T) {
 		if wantFull := i*cost >= r.high && i*cost <= cfg.SendQ; full != wantFull {
 			t.Fatalf("after %d notices (%d bytes) full=%v, want %v", i, i*cost, full, wantFull)
 		}
-		why := end(m.why.Load())
-		if over := i*cost > cfg.SendQ; over != (why == endOverBudget) {
+		why, kicked := m.kicked()
+		if over := i*cost > cfg.SendQ; over != (kicked && why == endOverBudget) {
 			t.Fatalf("after %d notices (%d bytes, sendq %d): end %v", i, i*cost, cfg.SendQ, why)
 		}
 	}
@@ -315,14 +315,14 @@ func TestHeldBack(t *testing.T) {
 	if err := r.admit(context.Background(), sender, true, func() { delivered = true }); err != nil || !delivered {
 		t.Fatalf("admit: %v, delivered %v", err, delivered)
 	}
-	if why := end(stuck.why.Load()); why != endStalled {
+	if why, _ := stuck.kicked(); why != endStalled {
 		t.Errorf("the member that held the room back ended %v, want %v", why, endStalled)
 	}
 	if stuckCtx.Err() == nil {
 		t.Error("its session was not told")
 	}
-	if why := end(sender.why.Load()); why != 0 {
-		t.Errorf("the sender ended %v", why)
+	if why, kicked := sender.kicked(); kicked {
+		t.Errorf("the sender was disconnected: %v", why)
 	}
 	r.leave(stuck, "")
 	r.leave(sender, "")

@@ -235,11 +235,11 @@ func (r *room) kick(m *member, why end) {
 // write. Its session then leaves the room and tells it why.
 func (r *room) kickLocked(m *member, why end) {
 	m.mu.Lock()
-	if m.why.Load() != 0 {
+	if _, done := m.kicked(); done {
 		m.mu.Unlock()
 		return
 	}
-	m.why.Store(int32(why))
+	m.why.Store(int32(why) + 1)
 	m.closing = true
 	clear(m.q[m.head:])
 	lines, bytes := len(m.q)-m.head, m.backlog
@@ -401,7 +401,13 @@ type member struct {
 	unfull  chan struct{} // a token when the member stops being full
 
 	done chan struct{} // closed when the writer has stopped
-	why  atomic.Int32  // the end the room gave it (an end), 0 if none
+	why  atomic.Int32  // 1 + the end the room gave it, 0 if none: see kicked
+}
+
+// kicked reports whether the room disconnected m, and why.
+func (m *member) kicked() (end, bool) {
+	w := m.why.Load()
+	return end(w - 1), w != 0
 }
 
 func newMember(c net.Conn, cancel context.CancelFunc) *member {
