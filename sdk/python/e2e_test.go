@@ -1,3 +1,5 @@
+//go:build unix
+
 // The Python SDK through the real host: the Go host builds, starts and serves
 // the SDK's test plugins (sdk/python/testplugins) exactly as it serves Go
 // plugins, over go-plugin with AutoMTLS and descriptor handoff.
