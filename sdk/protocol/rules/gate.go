@@ -1,0 +1,217 @@
+package rules
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Gate enforces a Rules and keeps what enforcing needs: how many connections
+// are open in all and per source, each source's token bucket, and how many
+// were refused for each reason. Its rules can be replaced while it runs
+// (SetRules): the counts carry over, so connections already open still count
+// against new limits, and nothing already admitted is cut off. It is safe for
+// concurrent use.
+type Gate struct {
+	rules atomic.Pointer[Rules]
+
+	mu        sync.Mutex
+	open      int
+	perSource map[netip.Addr]int
+	limiters  map[netip.Addr]*rate.Limiter
+	added     int // limiters added since the last sweep
+
+	refused  [6]atomic.Uint64 // by reasonIndex
+	onRefuse func(Refusal)
+	logMu    sync.Mutex
+	logged   map[netip.Addr]time.Time // last refusal line per source
+}
+
+var reasonIndex = map[Reason]int{Deny: 0, NotAllowed: 1, MaxConns: 2, MaxPerSource: 3, Rate: 4, ProxyHeader: 5}
+
+// NewGate returns a gate enforcing r (nil: nothing).
+func NewGate(r *Rules) *Gate {
+	g := &Gate{perSource: map[netip.Addr]int{}, limiters: map[netip.Addr]*rate.Limiter{}, logged: map[netip.Addr]time.Time{}}
+	g.SetRules(r)
+	return g
+}
+
+// Rules returns the rules in force (nil: none).
+func (g *Gate) Rules() *Rules { return g.rules.Load() }
+
+// Active reports whether any rule is in force: a caller with nothing to
+// enforce skips the gate (one atomic load).
+func (g *Gate) Active() bool { return g != nil && g.rules.Load() != nil }
+
+// SetRules replaces the rules. Counts of open connections carry over; the
+// token buckets start full again when the rate or the burst changed.
+func (g *Gate) SetRules(r *Rules) {
+	if r.IsZero() {
+		r = nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.rules.Swap(r)
+	if old == nil || r == nil || old.Rate != r.Rate || old.Burst != r.Burst {
+		clear(g.limiters)
+	}
+}
+
+// Admit decides on a new connection from ip at now: "" admits it and counts it
+// open (the caller must Release it when it closes, when the rules count
+// connections); otherwise the reason it is refused, and nothing is counted
+// and no token is taken. The checks run in the order of Reasons, so a
+// connection refused for a count does not use up its source's rate.
+func (g *Gate) Admit(ip netip.Addr, now time.Time) Reason {
+	why, _ := g.AdmitCounted(ip, now)
+	return why
+}
+
+// AdmitCounted is Admit, and it also reports whether the connection was
+// counted open, so that the caller must Release it when it closes.
+func (g *Gate) AdmitCounted(ip netip.Addr, now time.Time) (_ Reason, counted bool) {
+	r := g.rules.Load()
+	if r == nil {
+		return "", false
+	}
+	if why := r.Check(ip); why != "" {
+		return why, false
+	}
+	if !r.Counts() && r.Rate == 0 {
+		return "", false
+	}
+	src := Source(ip)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if r.MaxConns > 0 && g.open >= r.MaxConns {
+		return MaxConns, false
+	}
+	if r.MaxPerSource > 0 && g.perSource[src] >= r.MaxPerSource {
+		return MaxPerSource, false
+	}
+	if r.Rate > 0 && !g.limiter(r, src, now).AllowN(now, 1) {
+		return Rate, false
+	}
+	if r.Counts() {
+		g.open++
+		g.perSource[src]++
+		return "", true
+	}
+	return "", false
+}
+
+// Release counts a connection from ip that Admit counted as closed.
+func (g *Gate) Release(ip netip.Addr) {
+	src := Source(ip)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n := g.perSource[src]; n > 1 {
+		g.perSource[src] = n - 1
+	} else if n == 1 {
+		delete(g.perSource, src)
+	} else {
+		return // not counted: admitted before the rules counted
+	}
+	g.open--
+}
+
+// Open returns how many connections are counted open, in all and from ip's
+// source.
+func (g *Gate) Open(ip netip.Addr) (all, fromSource int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.open, g.perSource[Source(ip)]
+}
+
+// AdmitDatagram decides on a datagram from ip: allow, deny and the rate
+// apply; "" admits it.
+func (g *Gate) AdmitDatagram(ip netip.Addr, now time.Time) Reason {
+	r := g.rules.Load()
+	if r == nil {
+		return ""
+	}
+	if why := r.Check(ip); why != "" {
+		return why
+	}
+	if r.Rate == 0 {
+		return ""
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.limiter(r, Source(ip), now).AllowN(now, 1) {
+		return Rate
+	}
+	return ""
+}
+
+// sweepEvery is how many new token buckets are made between two sweeps of
+// the full ones: a bucket that has refilled says nothing a new one would not,
+// so the map holds only the sources seen within about Burst/Rate seconds.
+const sweepEvery = 1024
+
+// limiter returns src's token bucket; g.mu is held.
+func (g *Gate) limiter(r *Rules, src netip.Addr, now time.Time) *rate.Limiter {
+	if l, ok := g.limiters[src]; ok {
+		return l
+	}
+	if g.added++; g.added >= sweepEvery {
+		g.added = 0
+		for k, l := range g.limiters {
+			if l.TokensAt(now) >= float64(l.Burst()) {
+				delete(g.limiters, k)
+			}
+		}
+	}
+	l := rate.NewLimiter(r.Rate, r.Burst)
+	g.limiters[src] = l
+	return l
+}
+
+// Refuse counts a refusal for reason from ip and reports whether to log it:
+// at most one line per source per second, so that a client hammering a
+// closed door costs one line a second. The log lines' sources are
+// remembered for a second; past maxLogged sources at once the others are
+// counted but not logged.
+func (g *Gate) Refuse(why Reason, ip netip.Addr, now time.Time) (log bool) {
+	if i, ok := reasonIndex[why]; ok {
+		g.refused[i].Add(1)
+	}
+	src := Source(ip)
+	g.logMu.Lock()
+	defer g.logMu.Unlock()
+	if last, ok := g.logged[src]; ok && now.Sub(last) < time.Second {
+		return false
+	}
+	if len(g.logged) >= maxLogged {
+		for k, t := range g.logged {
+			if now.Sub(t) >= time.Second {
+				delete(g.logged, k)
+			}
+		}
+		if len(g.logged) >= maxLogged {
+			return false
+		}
+	}
+	g.logged[src] = now
+	return true
+}
+
+const maxLogged = 4096
+
+// Refused returns how many connections or datagrams were refused, by reason
+// (reasons with none are left out).
+func (g *Gate) Refused() map[Reason]uint64 {
+	out := map[Reason]uint64{}
+	if g == nil {
+		return out
+	}
+	for r, i := range reasonIndex {
+		if n := g.refused[i].Load(); n > 0 {
+			out[r] = n
+		}
+	}
+	return out
+}
