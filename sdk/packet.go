@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sockplay/sockplay/sdk/protocol/rules"
 )
 
 // MaxDatagram is the largest UDP payload over IPv4 (65,535 minus the IPv4
@@ -75,6 +77,9 @@ type PacketServer struct {
 	log     hclog.Logger
 	ctx     context.Context
 	cancel  context.CancelFunc
+	// gate, when set, drops the datagrams the host's rules refuse before
+	// the handler reads them.
+	gate *rules.Gate
 
 	mu      sync.Mutex
 	pcs     []net.PacketConn
@@ -101,6 +106,9 @@ func (s *PacketServer) Serve(pc net.PacketConn) {
 	if s.closed {
 		pc.Close()
 		return
+	}
+	if s.gate != nil {
+		pc = s.gate.PacketConn(pc)
 	}
 	s.pcs = append(s.pcs, pc)
 	s.running++

@@ -16,6 +16,7 @@ import (
 	"github.com/sockplay/sockplay/sdk/protocol"
 	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
 	"github.com/sockplay/sockplay/sdk/protocol/plog"
+	"github.com/sockplay/sockplay/sdk/protocol/rules"
 )
 
 // servePlugin is Main when the host started the binary: it serves the control
@@ -58,6 +59,7 @@ type runtime struct {
 	srv        *Server       // TCP plugins
 	psrv       *PacketServer // UDP plugins
 	draining   bool
+	gate       *rules.Gate   // the host's rules, where this process accepts or receives
 	configured chan struct{} // closed once Configure succeeded
 }
 
@@ -89,6 +91,12 @@ func (rt *runtime) Configure(_ context.Context, req *protocol.ConfigureRequest) 
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	r, err := rt.compileRules(req.GetRules())
+	if err != nil {
+		return nil, err
+	}
+	gate := rules.NewGate(r)
+	gate.OnRefuse(rt.refused)
 	switch rt.p.Transport {
 	case TCP:
 		h, err := rt.p.TCP(cfg)
@@ -96,16 +104,64 @@ func (rt *runtime) Configure(_ context.Context, req *protocol.ConfigureRequest) 
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 		rt.srv = NewServer(h, rt.log)
+		rt.srv.gate = gate
 	case UDP:
 		h, err := rt.p.UDP(cfg)
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 		rt.psrv = NewPacketServer(h, rt.log)
+		rt.psrv.gate = gate
+	}
+	rt.gate = gate
+	if r != nil {
+		rt.log.Debug("rules", "rules", r.String())
 	}
 	close(rt.configured)
 	rt.log.Debug("configured", "listen", req.GetListenAddr())
 	return &protocol.ConfigureResponse{}, nil
+}
+
+// SetRules replaces the rules the plugin enforces. Connections already open
+// stay open and keep counting against the limits.
+func (rt *runtime) SetRules(_ context.Context, req *protocol.SetRulesRequest) (*protocol.SetRulesResponse, error) {
+	r, err := rt.compileRules(req.GetRules())
+	if err != nil {
+		return nil, err
+	}
+	rt.mu.Lock()
+	gate := rt.gate
+	rt.mu.Unlock()
+	if gate == nil {
+		return nil, status.Error(codes.FailedPrecondition, "not configured")
+	}
+	gate.SetRules(r)
+	rt.log.Debug("rules replaced", "rules", r.String())
+	return &protocol.SetRulesResponse{}, nil
+}
+
+func (rt *runtime) compileRules(p *protocol.Rules) (*rules.Rules, error) {
+	r, err := rules.Compile(p)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, "rules: "+err.Error())
+	}
+	if r.Counts() && rt.p.Transport == UDP {
+		return nil, status.Error(codes.InvalidArgument, "rules: a UDP plugin has no connections to limit")
+	}
+	return r, nil
+}
+
+// refused logs a connection or datagram the rules refused, at most once per
+// source per second.
+func (rt *runtime) refused(rf rules.Refusal) {
+	if !rf.Log {
+		return
+	}
+	args := []any{"reason", string(rf.Reason), "peer", rf.Peer.String()}
+	if rf.Err != nil {
+		args = append(args, "error", rf.Err.Error())
+	}
+	rt.log.Info("refused", args...)
 }
 
 func (rt *runtime) Health(context.Context, *protocol.HealthRequest) (*protocol.HealthResponse, error) {
@@ -188,7 +244,7 @@ func (rt *runtime) accept(srv *Server, psrv *PacketServer, h fdpass.Handoff) {
 
 // features lists the optional parts of the contract this SDK implements.
 func features() []string {
-	return []string{protocol.FeatureListener}
+	return []string{protocol.FeatureListener, protocol.FeatureRules}
 }
 
 func transportToProto(t Transport) protocol.Transport {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sockplay/sockplay/sdk/protocol/rules"
 )
 
 // ErrServerClosed is returned by Server.Serve after Shutdown.
@@ -33,10 +35,15 @@ type Server struct {
 	lingerTimeout time.Duration
 	lingerBytes   int64
 
-	mu     sync.Mutex
-	conns  map[net.Conn]bool // true while the conn lingers
-	closed bool
-	wg     sync.WaitGroup
+	// gate enforces the host's rules where this process accepts (a shared
+	// listener) or reads PROXY headers; nil or inactive: none.
+	gate *rules.Gate
+
+	mu      sync.Mutex
+	conns   map[net.Conn]bool     // true while the conn lingers
+	pending map[net.Conn]struct{} // PROXY headers being read
+	closed  bool
+	wg      sync.WaitGroup
 
 	acceptLog LogLimiter
 
@@ -74,12 +81,56 @@ func NewServer(h Handler, log hclog.Logger) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), logKey{}, log))
 	return &Server{handler: h, log: log, ctx: ctx, cancel: cancel, conns: map[net.Conn]bool{},
-		lingerTimeout: LingerTimeout, lingerBytes: LingerBytes}
+		pending: map[net.Conn]struct{}{}, lingerTimeout: LingerTimeout, lingerBytes: LingerBytes}
 }
 
 // ServeConn serves c on a new goroutine and returns at once. After Shutdown
 // it closes c instead.
+//
+// With rules (the host's, in the plugin runtime), c first goes through them:
+// one they refuse is closed at once and never reaches the handler. A
+// connection from a trusted proxy has its PROXY header read on its own
+// goroutine before the rules apply to the client the header names.
 func (s *Server) ServeConn(c net.Conn) {
+	if g := s.gate; g.Active() {
+		if r := g.Rules(); r.ProxyProtocol() && r.Trusted(rules.AddrPort(c.RemoteAddr()).Addr()) {
+			s.admitLater(g, c)
+			return
+		}
+		sc, ok := g.AcceptConn(c)
+		if !ok {
+			return
+		}
+		c = sc
+	}
+	s.serve(c)
+}
+
+// admitLater reads c's PROXY header and applies the rules on a goroutine of
+// its own. Shutdown closes the connections still sending their header.
+func (s *Server) admitLater(g *rules.Gate, c net.Conn) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	s.pending[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		sc, ok := g.AcceptConn(c)
+		s.mu.Lock()
+		delete(s.pending, c)
+		s.mu.Unlock()
+		if ok {
+			s.serve(sc)
+		}
+	}()
+}
+
+func (s *Server) serve(c net.Conn) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -271,6 +322,9 @@ func (s *Server) Shutdown(ctx context.Context) int {
 		if lingering {
 			_ = c.SetReadDeadline(time.Now())
 		}
+	}
+	for c := range s.pending { // no handler has it yet
+		c.Close()
 	}
 	s.mu.Unlock()
 	s.cancel()

@@ -19,6 +19,7 @@ type serveFlags struct {
 	listens, sets []string
 	level, format string
 	logTime       bool
+	rules         config.RuleFlags
 }
 
 func serveCommand(s Streams) *cobra.Command {
@@ -69,6 +70,12 @@ running.`,
 	fs.DurationVar(&cfg.BackoffMax, "restart-backoff-max", cfg.BackoffMax, "wait at most `D` before restarting a crashed plugin (the backoff starts at 5ms and doubles)")
 	fs.StringVar(&cfg.Handoff, "handoff", cfg.Handoff, "how TCP connections reach a plugin, `MODE`: conn (the host accepts each and passes it) or listener (the plugin accepts on the host's shared listening socket)")
 	fs.BoolVar(&cfg.Standby, "standby", cfg.Standby, "keep a started, configured spare process of each plugin, which takes over at once when the serving one dies")
+	fs.StringArrayVar(&f.rules.Allow, "allow", nil, "accept plugin NAME's clients only from these networks: `NAME=CIDR[,CIDR...]` (NAME * for every plugin; IPv4 or IPv6; repeatable)")
+	fs.StringArrayVar(&f.rules.Deny, "deny", nil, "refuse plugin NAME's clients from these networks, even if allowed: `NAME=CIDR[,CIDR...]` (repeatable)")
+	fs.StringArrayVar(&f.rules.MaxConns, "max-conns", nil, "TCP: at most N connections open at once to plugin NAME, `NAME=N`; more are closed at once")
+	fs.StringArrayVar(&f.rules.MaxPerSource, "max-per-source", nil, "TCP: at most N connections open at once from one source address (IPv6: one /64), `NAME=N`")
+	fs.StringArrayVar(&f.rules.RatePerSource, "rate-per-source", nil, "new connections (UDP: datagrams) per source, a token bucket: `NAME=RATE[/s|/m][:BURST]` (burst: the rate per second, at least 1)")
+	fs.StringArrayVar(&f.rules.ProxyProtocol, "proxy-protocol", nil, "trust PROXY protocol v1 and v2 headers from these proxies, which must send one: `NAME=CIDR[,CIDR...]`; the client in the header is the one the rules and the plugin see")
 	fs.StringVar(&cfg.StatusFile, "status-file", config.DefaultStatusFile(), "keep the plugins' state in `FILE` for 'sockplay status' (empty: nowhere)")
 	return cmd
 }
@@ -83,6 +90,9 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 		return UsageError{err}
 	}
 	if cfg.Set, err = config.ParseSet(f.sets); err != nil {
+		return UsageError{err}
+	}
+	if cfg.Rules, cfg.Origin, err = config.ParseRules(f.rules); err != nil {
 		return UsageError{err}
 	}
 	logOut := newGate(s.Err)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sockplay/sockplay/sdk/protocol"
 )
 
 // Config is what `sockplay serve` runs with.
@@ -30,6 +32,12 @@ type Config struct {
 	Listen map[string]string
 	// Set holds option values per plugin.
 	Set map[string]map[string]string
+	// Rules holds the access rules by plugin name; AllPlugins ("*") holds
+	// those for every plugin (RulesFor merges them).
+	Rules map[string]*protocol.Rules
+	// Origin says where each plugin named in Listen, Set or Rules was first
+	// given ("--allow echo=...", "sockplay.hcl:7"), for errors about it.
+	Origin map[string]string
 
 	LogLevel hclog.Level
 	LogJSON  bool
@@ -75,6 +83,8 @@ func Default() Config {
 	return Config{
 		Listen:         map[string]string{},
 		Set:            map[string]map[string]string{},
+		Rules:          map[string]*protocol.Rules{},
+		Origin:         map[string]string{},
 		LogLevel:       hclog.Info,
 		DrainTimeout:   10 * time.Second,
 		Backlog:        4096,

@@ -42,6 +42,8 @@ type TCP struct {
 	nextID  uint64
 	pending []int // accepted, not yet taken by a sink
 	ids     []uint64
+
+	gate *gate // the rules the host enforces as it accepts (rules.go)
 }
 
 // ListenTCP binds addr with the given accept backlog.
@@ -69,7 +71,7 @@ func ListenTCP(addr string, backlog int) (*TCP, error) {
 		f.Close()
 		return nil, fmt.Errorf("set backlog %d: %w", backlog, errors.Join(err, lerr))
 	}
-	return &TCP{f: f, rc: rc, addr: bound}, nil
+	return &TCP{f: f, rc: rc, addr: bound, gate: newGate(bound)}, nil
 }
 
 // Addr is the bound address.
@@ -132,9 +134,12 @@ func (l *TCP) Serve(ctx context.Context, sink Sink) error {
 		var acceptErr error
 		err := l.rc.Read(func(fd uintptr) bool {
 			for len(l.pending) < fdpass.MaxBatch {
-				nfd, _, err := syscall.Accept4(int(fd), syscall.SOCK_CLOEXEC)
+				nfd, sa, err := syscall.Accept4(int(fd), syscall.SOCK_CLOEXEC)
 				switch err {
 				case nil:
+					if l.gate.Active() && !l.gate.admit(nfd, sa) {
+						continue // refused: closed at once
+					}
 					l.nextID++
 					l.pending = append(l.pending, nfd)
 					l.ids = append(l.ids, l.nextID)

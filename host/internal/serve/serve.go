@@ -21,6 +21,7 @@ import (
 	"github.com/sockplay/sockplay/host/internal/listen"
 	"github.com/sockplay/sockplay/host/internal/supervisor"
 	"github.com/sockplay/sockplay/sdk/protocol"
+	"github.com/sockplay/sockplay/sdk/protocol/rules"
 )
 
 // ReadyLine starts the line Run prints once every plugin serves.
@@ -153,6 +154,9 @@ func selectPlugins(cfg config.Config, entries []catalog.Entry) ([]catalog.Entry,
 			return nil, fmt.Errorf("--set %s...: no plugin %q is enabled", name, name)
 		}
 	}
+	if err := checkRuleNames(cfg, isEnabled); err != nil {
+		return nil, err
+	}
 	return enabled, nil
 }
 
@@ -179,13 +183,28 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 	if a, set := h.cfg.Listen[e.Name]; set {
 		addr = a
 	}
+	compiled, err := rules.Compile(h.cfg.RulesFor(e.Name))
+	if err != nil {
+		return nil, "", fmt.Errorf("rules: %w", err)
+	}
+	where, err := place(e.Name, desc, h.cfg.Handoff == config.HandoffListener, compiled)
+	if err != nil {
+		return nil, "", err
+	}
+	if where.fellBack {
+		plog.Info("the plugin lacks feature \"rules\": the host accepts its connections (conn handoff) to enforce them", "feature", protocol.FeatureRules)
+	}
 	var ln supervisor.Listener
 	switch t := desc.GetTransport(); {
-	case t == protocol.Transport_TRANSPORT_TCP && h.cfg.Handoff == config.HandoffListener &&
-		protocol.HasFeature(desc, protocol.FeatureListener):
+	case t == protocol.Transport_TRANSPORT_TCP && where.listener:
 		ln, err = listen.ListenTCPShared(addr, h.cfg.Backlog)
 	case t == protocol.Transport_TRANSPORT_TCP:
-		ln, err = listen.ListenTCP(addr, h.cfg.Backlog)
+		var tl *listen.TCP
+		if tl, err = listen.ListenTCP(addr, h.cfg.Backlog); err == nil {
+			tl.SetLogger(plog)
+			tl.SetRules(where.host)
+			ln = tl
+		}
 	case t == protocol.Transport_TRANSPORT_UDP:
 		ln, err = listen.ListenUDP(addr, h.cfg.UDPReadBuffer, h.cfg.UDPWriteBuffer)
 	default:
@@ -194,12 +213,19 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 	if err != nil {
 		return nil, "", err
 	}
-	if err := proc.Configure(ctx, options, ln.Addr().String()); err != nil {
+	if err := proc.Configure(ctx, options, ln.Addr().String(), where.plugin); err != nil {
 		ln.Close()
 		return nil, "", err
 	}
+	if !compiled.IsZero() {
+		by := "host"
+		if where.plugin != nil {
+			by = "plugin"
+		}
+		plog.Info("rules", "rules", compiled.String(), "enforced_by", by)
+	}
 	sup := supervisor.New(supervisor.Config{
-		Launch: lc, Options: options, Listener: ln,
+		Launch: lc, Options: options, Listener: ln, Rules: where.plugin,
 		BackoffInitial: h.cfg.BackoffInitial, BackoffMax: h.cfg.BackoffMax,
 		CrashLimit: h.cfg.CrashLimit, CrashWindow: h.cfg.CrashWindow, Standby: h.cfg.Standby,
 		OnChange: func() { h.writeStatus(false) },

@@ -55,12 +55,24 @@ func Probe(ctx context.Context, lc LaunchConfig) (*Process, *protocol.Descriptio
 	return p, d, nil
 }
 
-// Configure passes the plugin its options and the address the host bound for
-// it. The plugin's refusal comes back as its own one-line message.
-func (p *Process) Configure(ctx context.Context, options map[string]string, addr string) error {
+// Configure passes the plugin its options, the address the host bound for
+// it, and the rules it is to enforce itself (nil: none; sent only to a
+// plugin with feature "rules"). The plugin's refusal comes back as its own
+// one-line message.
+func (p *Process) Configure(ctx context.Context, options map[string]string, addr string, rules *protocol.Rules) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := p.Control.Configure(ctx, &protocol.ConfigureRequest{Options: options, ListenAddr: addr}); err != nil {
+	if _, err := p.Control.Configure(ctx, &protocol.ConfigureRequest{Options: options, ListenAddr: addr, Rules: rules}); err != nil {
+		return errors.New(rpcMessage(err))
+	}
+	return nil
+}
+
+// SetRules replaces the rules the plugin enforces itself.
+func (p *Process) SetRules(ctx context.Context, rules *protocol.Rules) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := p.Control.SetRules(ctx, &protocol.SetRulesRequest{Rules: rules}); err != nil {
 		return errors.New(rpcMessage(err))
 	}
 	return nil
@@ -82,6 +94,9 @@ type Config struct {
 	Launch   LaunchConfig
 	Options  map[string]string
 	Listener Listener
+	// Rules are what the plugin enforces itself (where it accepts, reads
+	// PROXY headers or receives datagrams); nil: none. SetRules changes them.
+	Rules *protocol.Rules
 
 	BackoffInitial time.Duration
 	BackoffMax     time.Duration
@@ -108,6 +123,9 @@ type Status struct {
 	Error     string `json:"error,omitempty"`
 	// StandbyPid is the spare process's, with Config.Standby.
 	StandbyPid int `json:"standby_pid,omitempty"`
+	// Refused counts the connections the host's listener refused, by reason
+	// (the rules the plugin enforces itself it reports in its events).
+	Refused map[string]uint64 `json:"refused,omitempty"`
 }
 
 // Supervisor keeps one plugin served.
@@ -160,7 +178,31 @@ func (s *Supervisor) Status() Status {
 	if s.spare != nil {
 		st.StandbyPid = s.spare.Pid
 	}
+	if r, ok := s.cfg.Listener.(interface{ Refused() map[string]uint64 }); ok {
+		if m := r.Refused(); len(m) > 0 {
+			st.Refused = m
+		}
+	}
 	return st
+}
+
+// SetRules replaces the rules the plugin enforces itself: the serving
+// process and the spare get them at once, and every process started later
+// with its configuration.
+func (s *Supervisor) SetRules(ctx context.Context, rules *protocol.Rules) error {
+	s.mu.Lock()
+	s.cfg.Rules = rules
+	procs := []*Process{s.proc, s.spare}
+	s.mu.Unlock()
+	var errs []error
+	for _, p := range procs {
+		if p != nil {
+			if err := p.SetRules(ctx, rules); err != nil {
+				errs = append(errs, fmt.Errorf("pid %d: %w", p.Pid, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (s *Supervisor) set(f func()) {
@@ -393,9 +435,22 @@ func (s *Supervisor) launch() (*Process, error) {
 		proc.Kill()
 		return nil, fmt.Errorf("transport changed from %s to %s", TransportName(s.desc.GetTransport()), TransportName(d.GetTransport()))
 	}
-	if err := proc.Configure(s.ctx, s.cfg.Options, s.cfg.Listener.Addr().String()); err != nil {
+	s.mu.Lock()
+	rules := s.cfg.Rules
+	s.mu.Unlock()
+	if err := proc.Configure(s.ctx, s.cfg.Options, s.cfg.Listener.Addr().String(), rules); err != nil {
 		proc.Kill()
 		return nil, fmt.Errorf("configure: %w", err)
+	}
+	// SetRules ran meanwhile and did not reach this process: catch it up.
+	s.mu.Lock()
+	now := s.cfg.Rules
+	s.mu.Unlock()
+	if now != rules {
+		if err := proc.SetRules(s.ctx, now); err != nil {
+			proc.Kill()
+			return nil, fmt.Errorf("set rules: %w", err)
+		}
 	}
 	return proc, nil
 }

@@ -66,7 +66,7 @@ func supervised(t *testing.T, runDir string, cfg Config) (*Supervisor, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := proc.Configure(context.Background(), nil, ln.Addr().String()); err != nil {
+	if err := proc.Configure(context.Background(), nil, ln.Addr().String(), nil); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Listener = ln

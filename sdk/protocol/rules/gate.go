@@ -58,6 +58,23 @@ func (g *Gate) SetRules(r *Rules) {
 	if old == nil || r == nil || old.Rate != r.Rate || old.Burst != r.Burst {
 		clear(g.limiters)
 	}
+	if !r.Counts() { // nothing counts now: a later limit starts from what opens then
+		g.open = 0
+		clear(g.perSource)
+	}
+}
+
+// Recount replaces the counts of open connections with the connections from
+// open (one address per connection): for a caller that learns which are open
+// from elsewhere (the host asks the kernel) rather than through Release.
+func (g *Gate) Recount(open []netip.Addr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open = len(open)
+	clear(g.perSource)
+	for _, ip := range open {
+		g.perSource[Source(ip)]++
+	}
 }
 
 // Admit decides on a new connection from ip at now: "" admits it and counts it

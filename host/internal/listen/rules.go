@@ -1,0 +1,144 @@
+package listen
+
+import (
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sockplay/sockplay/sdk/protocol/rules"
+)
+
+// gate applies the rules to the connections a TCP listener accepts, before
+// any is handed over: a refused one is closed at once, so it costs the host
+// one accept and one close and the plugin nothing. With no rules it costs one
+// atomic load per connection.
+//
+// Connection limits need to know when a connection closes, which the host
+// does not see once it handed the descriptor over. So the gate keeps the
+// client address of every connection it admitted, counts it open, and only
+// when a limit would refuse one does it ask the kernel which are still open
+// (openConns, sock_diag), forgets the others and decides again. Below the
+// limits that costs nothing; at a limit, one netlink dump per refusal
+// candidate.
+type gate struct {
+	*rules.Gate
+	local netip.AddrPort
+	log   atomic.Pointer[hclog.Logger]
+
+	rebuild atomic.Bool // the rules began to count: learn what is open now
+
+	// Touched by the accept loop only (TCP.mu).
+	admitted map[netip.AddrPort]struct{}
+	diagLog  time.Time
+}
+
+func newGate(addr net.Addr) *gate {
+	g := &gate{Gate: rules.NewGate(nil), local: rules.AddrPort(addr), admitted: map[netip.AddrPort]struct{}{}}
+	log := hclog.NewNullLogger()
+	g.log.Store(&log)
+	return g
+}
+
+// SetRules replaces the rules the listener enforces as it accepts (nil:
+// none), at once and safely while it serves. Connections already open stay
+// open and count against the new limits.
+func (l *TCP) SetRules(r *rules.Rules) {
+	counted := l.gate.Rules().Counts()
+	l.gate.SetRules(r)
+	if r.Counts() && !counted {
+		l.gate.rebuild.Store(true)
+	}
+}
+
+// Rules returns the rules in force (nil: none).
+func (l *TCP) Rules() *rules.Rules { return l.gate.Rules() }
+
+// SetLogger sets where refusals are logged (at most one line per source per
+// second).
+func (l *TCP) SetLogger(log hclog.Logger) { l.gate.log.Store(&log) }
+
+// Refused returns how many connections the listener refused, by reason.
+func (l *TCP) Refused() map[string]uint64 {
+	out := map[string]uint64{}
+	for r, n := range l.gate.Refused() {
+		out[string(r)] = n
+	}
+	return out
+}
+
+// admit decides on the connection fd from sa; it closes a refused one.
+func (g *gate) admit(fd int, sa syscall.Sockaddr) bool {
+	peer := sockaddrAddrPort(sa)
+	now := time.Now()
+	if g.rebuild.Load() && g.rebuild.Swap(false) {
+		g.resync(true, peer)
+	}
+	why, counted := g.AdmitCounted(peer.Addr(), now)
+	if (why == rules.MaxConns || why == rules.MaxPerSource) && g.resync(false, peer) {
+		why, counted = g.AdmitCounted(peer.Addr(), now)
+	}
+	if why != "" {
+		syscall.Close(fd)
+		if g.Refuse(why, peer.Addr(), now) {
+			(*g.log.Load()).Info("refused", "peer", peer.String(), "reason", string(why))
+		}
+		return false
+	}
+	if counted {
+		if _, reused := g.admitted[peer]; reused { // the same client port again: the old one is gone
+			g.Release(peer.Addr())
+		}
+		g.admitted[peer] = struct{}{}
+	} else if len(g.admitted) > 0 && !g.Rules().Counts() {
+		clear(g.admitted)
+	}
+	return true
+}
+
+// resync forgets the admitted connections that are closed, or with all
+// learns every open one, and recounts; except is the connection being
+// decided. It reports whether the kernel answered.
+func (g *gate) resync(all bool, except netip.AddrPort) bool {
+	live, err := openConns(g.local)
+	if err != nil {
+		if time.Since(g.diagLog) > time.Second {
+			g.diagLog = time.Now()
+			(*g.log.Load()).Warn("cannot count open connections; the limits count every connection admitted as open", "error", err)
+		}
+		return false
+	}
+	open := make(map[netip.AddrPort]struct{}, len(live))
+	for _, a := range live {
+		open[a] = struct{}{}
+	}
+	if all {
+		g.admitted = open
+	} else {
+		for a := range g.admitted {
+			if _, ok := open[a]; !ok {
+				delete(g.admitted, a)
+			}
+		}
+	}
+	delete(g.admitted, except)
+	addrs := make([]netip.Addr, 0, len(g.admitted))
+	for a := range g.admitted {
+		addrs = append(addrs, a.Addr())
+	}
+	g.Recount(addrs)
+	return true
+}
+
+func sockaddrAddrPort(sa syscall.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *syscall.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
