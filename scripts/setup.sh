@@ -3,7 +3,9 @@
 # python3 (the tutorial's clients), protobuf-compiler (the generated-code
 # check), the Python SDK's Debian packages (python3-grpcio, python3-protobuf,
 # python3-cryptography; protobuf-compiler-grpc and libprotobuf-dev for its
-# generated-code check), and the Go modules. Safe to run again; installs only
+# generated-code check), haproxy (the PROXY protocol test sends through a
+# real one), systemd's systemd-socket-activate (the socket activation test),
+# and the Go modules. Safe to run again; installs only
 # what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,8 @@ need=()
 command -v nc >/dev/null 2>&1 && nc -h 2>&1 | grep -q -- '-N' || need+=(netcat-openbsd)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd)
 # The Python SDK runs on Debian's /usr/bin/python3 with Debian's packages.
 for pkg in python3-grpcio python3-protobuf python3-cryptography protobuf-compiler-grpc libprotobuf-dev; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")

@@ -1,4 +1,5 @@
 // Package testplugins holds plugins built only for the project's tests:
 // badversion speaks another protocol version, panicky panics on demand,
-// crashy exits at once on start. They are never installed by make build.
+// crashy exits at once on start, whoami tells each client its address. They
+// are never installed by make build.
 package testplugins
