@@ -1,15 +1,18 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sockplay/sockplay/host/internal/config"
 	"github.com/sockplay/sockplay/host/internal/serve"
+	"github.com/sockplay/sockplay/host/internal/systemd"
 )
 
 func init() { register(serveCommand) }
@@ -103,6 +106,12 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 	cfg.LogLevel = log.GetLevel()
 	cfg.LogJSON = f.format == "json"
 
+	// Socket activation: the sockets systemd passed, named after their
+	// plugins. Sockets unsets LISTEN_*, so no plugin inherits them.
+	if cfg.Sockets, err = systemd.Sockets(); err != nil {
+		return err
+	}
+
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
@@ -115,6 +124,14 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 		h.Kill()
 		return err
 	}
+	sd := systemd.NewNotifier(log.Named("systemd"))
+	h.SetNotify(sd.Notify)
+	sd.Notify(systemd.Ready)
+	ctx, stopWatchdog := context.WithCancel(cmd.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { sd.Watchdog(ctx) })
+	defer wg.Wait()
+	defer stopWatchdog()
 	return h.Run(signals)
 }
 

@@ -35,6 +35,11 @@ type Config struct {
 	// Rules holds the access rules by plugin name; AllPlugins ("*") holds
 	// those for every plugin (RulesFor merges them).
 	Rules map[string]*protocol.Rules
+	// Sockets are listening sockets passed to the host (systemd's socket
+	// activation), by the name of the plugin each is for: the host adopts
+	// them instead of binding. With any, and Enable empty, exactly the
+	// plugins they name are served.
+	Sockets map[string]*os.File
 	// Origin says where each plugin named in Listen, Set or Rules was first
 	// given ("--allow echo=...", "sockplay.hcl:7"), for errors about it.
 	Origin map[string]string

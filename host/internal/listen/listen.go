@@ -52,9 +52,78 @@ func ListenTCP(addr string, backlog int) (*TCP, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newTCP(ln.(*net.TCPListener), backlog)
+}
+
+// FileTCP adopts a listening TCP socket passed to the process, such as one
+// systemd's socket activation passed (sd_listen_fds(3)), instead of binding
+// one. It keeps the socket's own backlog (the unit's Backlog=). f is
+// closed; the TCP holds a duplicate.
+func FileTCP(f *os.File) (*TCP, error) {
+	ln, err := adoptListener(f)
+	if err != nil {
+		return nil, err
+	}
+	return newTCP(ln, 0)
+}
+
+// adoptListener makes a net.TCPListener of an inherited listening socket,
+// and closes f.
+func adoptListener(f *os.File) (*net.TCPListener, error) {
+	defer f.Close()
+	if err := checkSocket(f, syscall.SOCK_STREAM, true); err != nil {
+		return nil, err
+	}
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, err
+	}
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		ln.Close()
+		return nil, fmt.Errorf("a %s socket, not TCP", ln.Addr().Network())
+	}
+	return tl, nil
+}
+
+// checkSocket checks that f is a socket of type typ (SOCK_STREAM or
+// SOCK_DGRAM), listening if listening is set.
+func checkSocket(f *os.File, typ int, listening bool) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var got, acc int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		if got, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TYPE); gerr == nil && listening {
+			acc, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ACCEPTCONN)
+		}
+	}); err != nil {
+		return err
+	}
+	name := map[int]string{syscall.SOCK_STREAM: "stream (TCP)", syscall.SOCK_DGRAM: "datagram (UDP)"}
+	switch {
+	case gerr != nil:
+		return fmt.Errorf("not a socket: %w", gerr)
+	case got != typ:
+		n := name[got]
+		if n == "" {
+			n = fmt.Sprintf("type %d", got)
+		}
+		return fmt.Errorf("a %s socket, want %s", n, name[typ])
+	case listening && acc == 0:
+		return fmt.Errorf("a stream socket that is not listening")
+	}
+	return nil
+}
+
+// newTCP makes a TCP of ln, which it closes; a positive backlog is set with
+// listen(2) again.
+func newTCP(ln *net.TCPListener, backlog int) (*TCP, error) {
 	// The duplicate shares the socket and its O_NONBLOCK flag, so os.NewFile
 	// registers it with the runtime poller.
-	f, err := ln.(*net.TCPListener).File()
+	f, err := ln.File()
 	bound := ln.Addr()
 	ln.Close()
 	if err != nil {
@@ -67,9 +136,11 @@ func ListenTCP(addr string, backlog int) (*TCP, error) {
 	}
 	var lerr error
 	// Go listens with the system's somaxconn; listen(2) again sets ours.
-	if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), backlog) }); err != nil || lerr != nil {
-		f.Close()
-		return nil, fmt.Errorf("set backlog %d: %w", backlog, errors.Join(err, lerr))
+	if backlog > 0 {
+		if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), backlog) }); err != nil || lerr != nil {
+			f.Close()
+			return nil, fmt.Errorf("set backlog %d: %w", backlog, errors.Join(err, lerr))
+		}
 	}
 	return &TCP{f: f, rc: rc, addr: bound, gate: newGate(bound)}, nil
 }
@@ -210,6 +281,48 @@ func ListenUDP(addr string, readBuf, writeBuf int) (*Shared, error) {
 		}
 	}
 	return share(u, fdpass.Packet, u.LocalAddr(), nil)
+}
+
+// FileUDP adopts a bound UDP socket passed to the process (systemd's socket
+// activation, ListenDatagram=); readBuf and writeBuf as for ListenUDP. f is
+// closed.
+func FileUDP(f *os.File, readBuf, writeBuf int) (*Shared, error) {
+	defer f.Close()
+	if err := checkSocket(f, syscall.SOCK_DGRAM, false); err != nil {
+		return nil, err
+	}
+	pc, err := net.FilePacketConn(f)
+	if err != nil {
+		return nil, err
+	}
+	u, ok := pc.(*net.UDPConn)
+	if !ok {
+		pc.Close()
+		return nil, fmt.Errorf("a %s socket, not UDP", pc.LocalAddr().Network())
+	}
+	defer u.Close()
+	if readBuf > 0 {
+		if err := u.SetReadBuffer(readBuf); err != nil {
+			return nil, fmt.Errorf("UDP read buffer %d: %w", readBuf, err)
+		}
+	}
+	if writeBuf > 0 {
+		if err := u.SetWriteBuffer(writeBuf); err != nil {
+			return nil, fmt.Errorf("UDP write buffer %d: %w", writeBuf, err)
+		}
+	}
+	return share(u, fdpass.Packet, u.LocalAddr(), nil)
+}
+
+// FileTCPShared adopts a listening TCP socket passed to the process for a
+// plugin that accepts itself (ListenTCPShared). f is closed.
+func FileTCPShared(f *os.File) (*Shared, error) {
+	ln, err := adoptListener(f)
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	return share(ln, fdpass.Listener, ln.Addr(), nil)
 }
 
 // ListenTCPShared binds a TCP listener with the given backlog whose

@@ -34,13 +34,21 @@ type Host struct {
 	runDir   string
 	sups     []*supervisor.Supervisor
 	statusMu sync.Mutex
+	notify   func(state string) // systemd's sd_notify; nil: none
 }
+
+// SetNotify sets the function told of the host's state changes in
+// sd_notify(3)'s words: "STOPPING=1" when a drain begins. Call it before Run.
+func (h *Host) SetNotify(f func(state string)) { h.notify = f }
 
 // Run serves until the first value on signals; then it drains and stops
 // everything. A second signal stops at once.
 func (h *Host) Run(signals <-chan os.Signal) error {
 	sig := <-signals
 	h.log.Info("stopping: draining connections", "signal", sig.String(), "drain_timeout", h.cfg.DrainTimeout)
+	if h.notify != nil {
+		h.notify("STOPPING=1")
+	}
 	done := make(chan struct{})
 	go func() { h.Shutdown(); close(done) }()
 	select {
@@ -58,6 +66,11 @@ func (h *Host) Run(signals <-chan os.Signal) error {
 // any error it stops what it started and returns an error that names the
 // plugin and the cause.
 func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logger) (_ *Host, err error) {
+	defer func() { // the sockets not adopted
+		for _, f := range cfg.Sockets {
+			f.Close()
+		}
+	}()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -121,12 +134,21 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 
 func selectPlugins(cfg config.Config, entries []catalog.Entry) ([]catalog.Entry, error) {
 	var enabled []catalog.Entry
+	if len(cfg.Enable) == 0 && len(cfg.Sockets) > 0 { // the socket unit says which
+		for name := range cfg.Sockets {
+			cfg.Enable = append(cfg.Enable, name)
+		}
+		slices.Sort(cfg.Enable)
+	}
 	for _, name := range cfg.Enable {
 		e, err := catalog.Find(entries, name)
 		if err != nil && cfg.SearchPath != "" {
 			if pe, perr := catalog.Lookup(name, nil, cfg.SearchPath); perr == nil {
 				e, err = pe, nil
 			}
+		}
+		if _, passed := cfg.Sockets[name]; err != nil && passed {
+			return nil, fmt.Errorf("systemd passed a socket named %q (FileDescriptorName=), but %w", name, err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("--enable %s: %w", name, err)
@@ -156,6 +178,14 @@ func selectPlugins(cfg config.Config, entries []catalog.Entry) ([]catalog.Entry,
 	}
 	if err := checkRuleNames(cfg, isEnabled); err != nil {
 		return nil, err
+	}
+	for name := range cfg.Sockets {
+		if !isEnabled(name) {
+			return nil, fmt.Errorf("systemd passed a socket named %q (FileDescriptorName=), but no plugin %q is enabled", name, name)
+		}
+		if _, moved := cfg.Listen[name]; moved {
+			return nil, fmt.Errorf("--listen %s=...: %s's socket comes from systemd (FileDescriptorName=%s)", name, name, name)
+		}
 	}
 	return enabled, nil
 }
@@ -194,24 +224,13 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 	if where.fellBack {
 		plog.Info("the plugin lacks feature \"rules\": the host accepts its connections (conn handoff) to enforce them", "feature", protocol.FeatureRules)
 	}
-	var ln supervisor.Listener
-	switch t := desc.GetTransport(); {
-	case t == protocol.Transport_TRANSPORT_TCP && where.listener:
-		ln, err = listen.ListenTCPShared(addr, h.cfg.Backlog)
-	case t == protocol.Transport_TRANSPORT_TCP:
-		var tl *listen.TCP
-		if tl, err = listen.ListenTCP(addr, h.cfg.Backlog); err == nil {
-			tl.SetLogger(plog)
-			tl.SetRules(where.host)
-			ln = tl
-		}
-	case t == protocol.Transport_TRANSPORT_UDP:
-		ln, err = listen.ListenUDP(addr, h.cfg.UDPReadBuffer, h.cfg.UDPWriteBuffer)
-	default:
-		err = fmt.Errorf("unknown transport %v", desc.GetTransport())
-	}
+	ln, err := h.listener(desc, where, addr, h.cfg.Sockets[e.Name])
 	if err != nil {
 		return nil, "", err
+	}
+	if tl, ok := ln.(*listen.TCP); ok {
+		tl.SetLogger(plog)
+		tl.SetRules(where.host)
 	}
 	if err := proc.Configure(ctx, options, ln.Addr().String(), where.plugin); err != nil {
 		ln.Close()
@@ -234,6 +253,42 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 	line := fmt.Sprintf("%-9s %-8s %s %-21s pid %d", e.Name, desc.GetVersion(),
 		supervisor.TransportName(desc.GetTransport()), ln.Addr(), proc.Pid)
 	return sup, line, nil
+}
+
+// listener binds the plugin's listener on addr, or adopts socket, one that
+// systemd passed (nil: none).
+func (h *Host) listener(desc *protocol.Description, where placement, addr string, socket *os.File) (supervisor.Listener, error) {
+	t := desc.GetTransport()
+	if socket != nil {
+		var ln supervisor.Listener
+		var err error
+		switch t {
+		case protocol.Transport_TRANSPORT_TCP:
+			if where.listener {
+				ln, err = listen.FileTCPShared(socket)
+			} else {
+				ln, err = listen.FileTCP(socket)
+			}
+		case protocol.Transport_TRANSPORT_UDP:
+			ln, err = listen.FileUDP(socket, h.cfg.UDPReadBuffer, h.cfg.UDPWriteBuffer)
+		default:
+			err = fmt.Errorf("unknown transport %v", t)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the socket systemd passed (FileDescriptorName=%s) for this %s plugin: %w",
+				desc.GetName(), supervisor.TransportName(t), err)
+		}
+		return ln, nil
+	}
+	switch {
+	case t == protocol.Transport_TRANSPORT_TCP && where.listener:
+		return listen.ListenTCPShared(addr, h.cfg.Backlog)
+	case t == protocol.Transport_TRANSPORT_TCP:
+		return listen.ListenTCP(addr, h.cfg.Backlog)
+	case t == protocol.Transport_TRANSPORT_UDP:
+		return listen.ListenUDP(addr, h.cfg.UDPReadBuffer, h.cfg.UDPWriteBuffer)
+	}
+	return nil, fmt.Errorf("unknown transport %v", t)
 }
 
 // checkOptions refuses a --set key the plugin did not declare, naming the ones

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/sockplay/sockplay/host/internal/catalog"
+	"github.com/sockplay/sockplay/host/internal/systemd"
 	"github.com/sockplay/sockplay/sdk/protocol"
 	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
 )
@@ -74,7 +75,7 @@ func Launch(lc LaunchConfig) (*Process, error) {
 
 	cmd := exec.Command(lc.Entry.Path)
 	cmd.ExtraFiles = []*os.File{childEnd} // fd 3
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(systemd.Env(os.Environ()), // only the host talks to systemd
 		protocol.HandoffFDEnv+"=3",
 		protocol.LogLevelEnv+"="+lc.LogLevel.String(),
 		plugin.EnvUnixSocketDir+"="+sockDir,
