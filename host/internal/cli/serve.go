@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,9 +21,10 @@ func init() { register(serveCommand) }
 // serveFlags are the flags that do not map one to one onto config.Config.
 type serveFlags struct {
 	listens, sets []string
-	level, format string
-	logTime       bool
+	log           config.Logging
 	rules         config.RuleFlags
+	config        string
+	check         bool
 }
 
 func serveCommand(s Streams) *cobra.Command {
@@ -61,9 +63,11 @@ running.`,
 	fs.StringSliceVar(&cfg.Enable, "enable", nil, "serve only the plugins `NAME,...` (default: every plugin in --plugin-dir; a name not there is looked up in $PATH)")
 	fs.StringArrayVar(&f.listens, "listen", nil, "serve plugin NAME on `NAME=HOST:PORT` instead of its default address; port 0 picks a free one (repeatable)")
 	fs.StringArrayVar(&f.sets, "set", nil, "set option KEY of plugin NAME: `NAME.KEY=VALUE` (repeatable; sockplay-NAME --help lists them)")
-	fs.StringVar(&f.level, "log-level", "info", "log `LEVEL`: trace, debug, info, warn or error")
-	fs.StringVar(&f.format, "log-format", "text", "log `FORMAT`: text or json")
-	fs.BoolVar(&f.logTime, "log-time", true, "start each log line with the time (false: leave it to journald)")
+	fs.StringVar(&f.config, "config", "", "read the settings from the HCL `FILE` (flags given too override it; SIGHUP reads it again)")
+	fs.BoolVar(&f.check, "check", false, "check the --config file and the plugins it names, print what is wrong or \"ok\", and exit")
+	fs.StringVar(&f.log.Level, "log-level", "info", "log `LEVEL`: trace, debug, info, warn or error")
+	fs.StringVar(&f.log.Format, "log-format", "text", "log `FORMAT`: text or json")
+	fs.BoolVar(&f.log.Time, "log-time", true, "start each log line with the time (false: leave it to journald)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGINT or SIGTERM, give open connections up to `D` to finish")
 	fs.IntVar(&cfg.Backlog, "backlog", cfg.Backlog, "each TCP listener's accept queue of `N` connections, where clients wait while a plugin restarts (capped by net.core.somaxconn)")
 	fs.IntVar(&cfg.UDPReadBuffer, "udp-read-buffer", 0, "UDP sockets' kernel receive buffer in `BYTES`, where datagrams wait while a plugin restarts (0: system default)")
@@ -85,9 +89,6 @@ running.`,
 
 func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) error {
 	cfg.SearchPath = os.Getenv("PATH")
-	if cfg.PluginDir == "" {
-		cfg.PluginDir = defaultPluginDir()
-	}
 	var err error
 	if cfg.Listen, err = config.ParseListen(f.listens); err != nil {
 		return UsageError{err}
@@ -98,13 +99,31 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 	if cfg.Rules, cfg.Origin, err = config.ParseRules(f.rules); err != nil {
 		return UsageError{err}
 	}
+	if f.check && f.config == "" {
+		return usagef("--check checks a --config FILE: give one")
+	}
+	if f.config != "" {
+		if err := applyFile(cmd, &cfg, &f); err != nil {
+			return err
+		}
+	}
+	if cfg.PluginDir == "" {
+		cfg.PluginDir = defaultPluginDir()
+	}
+	if f.check {
+		if err := serve.Check(cfg); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.Out, "%s: ok\n", f.config)
+		return nil
+	}
 	logOut := newGate(s.Err)
-	log, err := newLogger(f.level, f.format, f.logTime, logOut)
+	log, err := newLogger(f.log.Level, f.log.Format, f.log.Time, logOut)
 	if err != nil {
 		return err
 	}
 	cfg.LogLevel = log.GetLevel()
-	cfg.LogJSON = f.format == "json"
+	cfg.LogJSON = f.log.Format == "json"
 
 	// Socket activation: the sockets systemd passed, named after their
 	// plugins. Sockets unsets LISTEN_*, so no plugin inherits them.
@@ -133,6 +152,22 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 	defer wg.Wait()
 	defer stopWatchdog()
 	return h.Run(signals)
+}
+
+// applyFile reads the --config file into cfg and f's log settings, under the
+// flags given on the command line.
+func applyFile(cmd *cobra.Command, cfg *config.Config, f *serveFlags) error {
+	file, err := config.LoadFile(f.config)
+	if err != nil {
+		return err
+	}
+	if err := file.Apply(cfg, &f.log, cmd.Flags().Changed); err != nil {
+		return err
+	}
+	if abs, err := filepath.Abs(f.config); err == nil {
+		cfg.ConfigFile = abs
+	}
+	return nil
 }
 
 // defaultPluginDir is the directory of the sockplay binary itself, where

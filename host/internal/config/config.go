@@ -35,6 +35,12 @@ type Config struct {
 	// Rules holds the access rules by plugin name; AllPlugins ("*") holds
 	// those for every plugin (RulesFor merges them).
 	Rules map[string]*protocol.Rules
+	// Admin is the admin listener's address (HOST:PORT), from the config
+	// file's admin key; "" for none.
+	Admin string
+	// ConfigFile is the file the configuration was read from ("" for none):
+	// a reload (SIGHUP) reads it again.
+	ConfigFile string
 	// Sockets are listening sockets passed to the host (systemd's socket
 	// activation), by the name of the plugin each is for: the host adopts
 	// them instead of binding. With any, and Enable empty, exactly the

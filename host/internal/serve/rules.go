@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/sockplay/sockplay/host/internal/config"
 	"github.com/sockplay/sockplay/sdk/protocol"
@@ -82,4 +83,13 @@ func originOf(cfg config.Config, name string) string {
 		return o
 	}
 	return "rules for " + name
+}
+
+// fileOrigin is where plugin name's block in the config file is, when it
+// came from one, else flag.
+func fileOrigin(cfg config.Config, name, flag string) string {
+	if o := cfg.Origin[name]; o != "" && !strings.HasPrefix(o, "--") {
+		return o
+	}
+	return flag
 }

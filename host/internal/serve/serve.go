@@ -132,6 +132,52 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 	return h, nil
 }
 
+// Check is `sockplay serve --config FILE --check`: it checks cfg and that
+// every plugin it names is there to serve, and compiles each plugin's rules,
+// without starting anything. What only a running plugin can say (its
+// options, its transport) is checked when it starts.
+func Check(cfg config.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	entries, _, err := catalog.Scan(cfg.PluginDir)
+	if err != nil {
+		return err
+	}
+	enabled, err := selectPlugins(cfg, entries)
+	if err != nil {
+		return err
+	}
+	runDir, err := os.MkdirTemp(cfg.RunDir, "sockplay-")
+	if err != nil {
+		return fmt.Errorf("run directory: %w", err)
+	}
+	defer os.RemoveAll(runDir)
+	for _, e := range enabled {
+		r, err := rules.Compile(cfg.RulesFor(e.Name))
+		if err != nil {
+			return fmt.Errorf("%s: %w", originOf(cfg, e.Name), err)
+		}
+		// Ask the plugin what it is, as `sockplay plugins` does, to check
+		// its options and where its rules can be enforced.
+		proc, desc, err := supervisor.Probe(context.Background(), supervisor.LaunchConfig{
+			Entry: e, RunDir: runDir, LogLevel: hclog.Warn, Logger: hclog.NewNullLogger(), StartTimeout: cfg.StartTimeout,
+		})
+		if err != nil {
+			return fmt.Errorf("plugin %s: %w", e.Name, err)
+		}
+		err = checkOptions(cfg, e.Name, desc, cfg.Set[e.Name])
+		if err == nil {
+			_, err = place(e.Name, desc, cfg.Handoff == config.HandoffListener, r)
+		}
+		proc.Stop()
+		if err != nil {
+			return fmt.Errorf("plugin %s: %w", e.Name, err)
+		}
+	}
+	return nil
+}
+
 func selectPlugins(cfg config.Config, entries []catalog.Entry) ([]catalog.Entry, error) {
 	var enabled []catalog.Entry
 	if len(cfg.Enable) == 0 && len(cfg.Sockets) > 0 { // the socket unit says which
@@ -168,12 +214,12 @@ func selectPlugins(cfg config.Config, entries []catalog.Entry) ([]catalog.Entry,
 	}
 	for name := range cfg.Listen {
 		if !isEnabled(name) {
-			return nil, fmt.Errorf("--listen %s=...: no plugin %q is enabled", name, name)
+			return nil, fmt.Errorf("%s: no plugin %q is enabled", fileOrigin(cfg, name, "--listen "+name+"=..."), name)
 		}
 	}
 	for name := range cfg.Set {
 		if !isEnabled(name) {
-			return nil, fmt.Errorf("--set %s...: no plugin %q is enabled", name, name)
+			return nil, fmt.Errorf("%s: no plugin %q is enabled", fileOrigin(cfg, name, "--set "+name+"..."), name)
 		}
 	}
 	if err := checkRuleNames(cfg, isEnabled); err != nil {
@@ -206,7 +252,7 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 		}
 	}()
 	options := h.cfg.Set[e.Name]
-	if err := checkOptions(e.Name, desc, options); err != nil {
+	if err := checkOptions(h.cfg, e.Name, desc, options); err != nil {
 		return nil, "", err
 	}
 	addr := desc.GetDefaultAddr()
@@ -291,9 +337,9 @@ func (h *Host) listener(desc *protocol.Description, where placement, addr string
 	return nil, fmt.Errorf("unknown transport %v", t)
 }
 
-// checkOptions refuses a --set key the plugin did not declare, naming the ones
-// it did.
-func checkOptions(name string, d *protocol.Description, options map[string]string) error {
+// checkOptions refuses a --set key (or a config file's set key) the plugin
+// did not declare, naming the ones it did.
+func checkOptions(cfg config.Config, name string, d *protocol.Description, options map[string]string) error {
 	known := make([]string, 0, len(d.GetOptions()))
 	for _, o := range d.GetOptions() {
 		known = append(known, o.GetName())
@@ -308,6 +354,9 @@ func checkOptions(name string, d *protocol.Description, options map[string]strin
 			have := strings.Join(known, ", ")
 			if have == "" {
 				have = "none"
+			}
+			if o := fileOrigin(cfg, name+".set", ""); o != "" {
+				return fmt.Errorf("%s: %s has no option %q (options: %s)", o, name, k, have)
 			}
 			return fmt.Errorf("--set %s.%s: %s has no option %q (options: %s)", name, k, name, k, have)
 		}
