@@ -74,7 +74,7 @@ func Launch(lc LaunchConfig) (*Process, error) {
 	}
 
 	cmd := exec.Command(lc.Entry.Path)
-	cmd.ExtraFiles = []*os.File{childEnd} // fd 3
+	cmd.ExtraFiles = []*os.File{childEnd}       // fd 3
 	cmd.Env = append(systemd.Env(os.Environ()), // only the host talks to systemd
 		protocol.HandoffFDEnv+"=3",
 		protocol.LogLevelEnv+"="+lc.LogLevel.String(),
