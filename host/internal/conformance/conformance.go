@@ -273,7 +273,7 @@ func (c *checker) configure(ctx context.Context) (string, error) {
 	case !strings.Contains(st.Message(), bogusOption):
 		return "", fmt.Errorf("Configure with an undeclared option: the message %q does not name it", st.Message())
 	}
-	if err := c.proc.Configure(ctx, c.o.Options, addr); err != nil {
+	if err := c.proc.Configure(ctx, c.o.Options, addr, nil); err != nil {
 		return "", fmt.Errorf("Configure with the options given: %v", err)
 	}
 	return "an undeclared option refused; configured on " + addr, nil
