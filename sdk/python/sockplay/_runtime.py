@@ -79,9 +79,12 @@ def serve(plugin, log):
             log.error("handoff socket: not a SOCK_SEQPACKET Unix socket", fd=fd_env)
             return 1
         sock.setblocking(True)
+        # Close-on-exec: a program a handler starts must not hold the
+        # plugin's end open, or the host would not see the plugin die.
+        sock.set_inheritable(False)
         threading.Thread(target=rt.receive, args=(sock,), name="sockplay-handoff", daemon=True).start()
-    else:
-        threading.Thread(target=_watch_parent, name="sockplay-watch-parent", daemon=True).start()
+    # The fallback for a plugin whose handoff socket is gone, as the Go SDK.
+    threading.Thread(target=_watch_parent, name="sockplay-watch-parent", daemon=True).start()
 
     try:
         server, path, line = _start_grpc(rt, log)
@@ -359,7 +362,7 @@ def _remove_socket_dir():
 
 
 def _watch_parent():
-    """Without a handoff socket, a re-parented plugin knows its host died."""
+    """A re-parented plugin knows its host died, handoff socket or not."""
     parent = os.getppid()
     while True:
         time.sleep(0.5)

@@ -42,6 +42,7 @@ class FakeHost:
         test.addCleanup(shutil.rmtree, self.run_dir, True)
         self.sock_dir = tempfile.mkdtemp(prefix="probe-", dir=self.run_dir)
         self.host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.child_fd = child_end.fileno()
         test.addCleanup(self.host_end.close)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PLUGIN_", "SOCKPLAY_"))}
         env.update({
@@ -226,6 +227,13 @@ class RuntimeTest(unittest.TestCase):
         self.assertEqual((closed.bytes_in, closed.bytes_out), (1000, 1000))
         self.assertEqual(closed.time_unix_nano, opened.time_unix_nano)
         self.assertGreater(closed.duration_nanos, 0)
+
+    def test_handoff_socket_is_close_on_exec(self):
+        h = FakeHost(self, PROBE)
+        h.connect()
+        with open(f"/proc/{h.proc.pid}/fdinfo/{h.child_fd}") as f:
+            flags = next(int(line.split()[1], 8) for line in f if line.startswith("flags:"))
+        self.assertTrue(flags & os.O_CLOEXEC, oct(flags))
 
     def test_print_goes_to_the_log(self):
         h = FakeHost(self, PROBE)
