@@ -1,3 +1,5 @@
+//go:build unix
+
 // The Python example plugins through the real host, next to a Go plugin: the
 // tutorial's own clients (testdata/tutorial) against every one of them, in
 // both TCP handoff modes, and their client commands run by hand.
