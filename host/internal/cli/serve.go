@@ -68,6 +68,7 @@ running.`,
 	fs.StringVar(&f.log.Level, "log-level", "info", "log `LEVEL`: trace, debug, info, warn or error")
 	fs.StringVar(&f.log.Format, "log-format", "text", "log `FORMAT`: text or json")
 	fs.BoolVar(&f.log.Time, "log-time", true, "start each log line with the time (false: leave it to journald)")
+	fs.DurationVar(&cfg.StartTimeout, "start-timeout", cfg.StartTimeout, "give each plugin process up to `D` to start and answer its handshake (a Python plugin needs ~250ms of CPU; raise it on a slow machine)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGINT or SIGTERM, give open connections up to `D` to finish")
 	fs.IntVar(&cfg.Backlog, "backlog", cfg.Backlog, "each TCP listener's accept queue of `N` connections, where clients wait while a plugin restarts (capped by net.core.somaxconn)")
 	fs.IntVar(&cfg.UDPReadBuffer, "udp-read-buffer", 0, "UDP sockets' kernel receive buffer in `BYTES`, where datagrams wait while a plugin restarts (0: system default)")

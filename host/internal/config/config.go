@@ -137,7 +137,7 @@ func (c *Config) Validate() error {
 	case c.Handoff != HandoffConn && c.Handoff != HandoffListener:
 		return fmt.Errorf("--handoff %q: want %s or %s", c.Handoff, HandoffConn, HandoffListener)
 	case c.StartTimeout <= 0:
-		return fmt.Errorf("start timeout %s: want a positive duration", c.StartTimeout)
+		return fmt.Errorf("--start-timeout %s: want a positive duration", c.StartTimeout)
 	}
 	for _, name := range c.Enable {
 		if name == "" {

@@ -158,7 +158,7 @@ func TestValidate(t *testing.T) {
 		{"max below initial", func(c *config.Config) { c.BackoffInitial, c.BackoffMax = 10*time.Millisecond, time.Millisecond }, "restart backoff: initial 10ms, max 1ms"},
 		{"zero crash limit", func(c *config.Config) { c.CrashLimit = 0 }, "--crash-limit 0: want at least 1"},
 		{"zero crash window", func(c *config.Config) { c.CrashWindow = 0 }, "--crash-window 0s: want a positive duration"},
-		{"zero start timeout", func(c *config.Config) { c.StartTimeout = 0 }, "start timeout 0s: want a positive duration"},
+		{"zero start timeout", func(c *config.Config) { c.StartTimeout = 0 }, "--start-timeout 0s: want a positive duration"},
 		{"empty name in enable", func(c *config.Config) { c.Enable = []string{"hello", ""} }, "--enable: empty plugin name"},
 	}
 	for _, tc := range cases {

@@ -54,6 +54,7 @@ type fileBody struct {
 	LogFormat         *string       `hcl:"log_format,optional"`
 	LogTime           *bool         `hcl:"log_time,optional"`
 	DrainTimeout      *string       `hcl:"drain_timeout,optional"`
+	StartTimeout      *string       `hcl:"start_timeout,optional"`
 	Backlog           *int          `hcl:"backlog,optional"`
 	UDPReadBuffer     *int          `hcl:"udp_read_buffer,optional"`
 	UDPWriteBuffer    *int          `hcl:"udp_write_buffer,optional"`
@@ -243,6 +244,7 @@ func (f *File) Apply(c *Config, log *Logging, changed func(flag string) bool) er
 		dst *time.Duration
 	}{
 		{"drain_timeout", b.DrainTimeout, &c.DrainTimeout},
+		{"start_timeout", b.StartTimeout, &c.StartTimeout},
 		{"crash_window", b.CrashWindow, &c.CrashWindow},
 		{"restart_backoff_max", b.RestartBackoffMax, &c.BackoffMax},
 	} {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -124,8 +125,12 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 	if firstErr != nil {
 		return nil, firstErr
 	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0) // names as long as pyfilexfer stay aligned
 	for _, r := range results {
-		fmt.Fprintln(out, r.line)
+		fmt.Fprintln(tw, r.line)
+	}
+	if err := tw.Flush(); err != nil {
+		return nil, err
 	}
 	h.writeStatus(false)
 	fmt.Fprintf(out, "%s %d %s; Ctrl-C stops\n", ReadyLine, len(h.sups), plural(len(h.sups), "plugin", "plugins"))
@@ -296,7 +301,7 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 		OnChange: func() { h.writeStatus(false) },
 	}, proc, desc)
 	ok = true
-	line := fmt.Sprintf("%-9s %-8s %s %-21s pid %d", e.Name, desc.GetVersion(),
+	line := fmt.Sprintf("%s\t%s\t%s %s\tpid %d", e.Name, desc.GetVersion(),
 		supervisor.TransportName(desc.GetTransport()), ln.Addr(), proc.Pid)
 	return sup, line, nil
 }
