@@ -50,8 +50,13 @@ func parseAccounts(path string, data []byte) (*accountList, error) {
 		if err := validName(name); err != nil {
 			return nil, fmt.Errorf("accounts file %s: line %d: %w", path, n, err)
 		}
+		// Names are kept and looked up normalized; a name the profile
+		// refuses (from before normalization) stays as it is.
+		if nn, err := normalizeName(name); err == nil {
+			name = nn
+		}
 		if seen[name] {
-			return nil, fmt.Errorf("accounts file %s: line %d: user %q appears twice", path, n, name)
+			return nil, fmt.Errorf("accounts file %s: line %d: user %q appears twice (names are compared normalized, RFC 8265)", path, n, name)
 		}
 		seen[name] = true
 		if !strings.HasPrefix(enc, "$") {

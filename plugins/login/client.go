@@ -138,6 +138,10 @@ func useradd(ctx context.Context, f accountsFlags, args []string, stdio sdk.Stdi
 	if err := validName(name); err != nil {
 		return fmt.Errorf("user %q: %w", name, err)
 	}
+	typed := name
+	if name, err = normalizeName(typed); err != nil {
+		return fmt.Errorf("user %q: %w", typed, err)
+	}
 	if exists, err := userExists(path, name); err != nil {
 		return err
 	} else if exists {
@@ -170,6 +174,7 @@ func passwd(ctx context.Context, f accountsFlags, args []string, stdio sdk.Stdio
 	if err != nil {
 		return err
 	}
+	name = lookupName(name)
 	path := f.accounts
 	if exists, err := userExists(path, name); err != nil {
 		return err
@@ -204,6 +209,7 @@ func userdel(_ context.Context, f accountsFlags, args []string, stdio sdk.Stdio)
 	if err != nil {
 		return err
 	}
+	name = lookupName(name)
 	path := f.accounts
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("accounts file: %w", err)
@@ -252,6 +258,9 @@ func importPlaintext(_ context.Context, f accountsFlags, args []string, stdio sd
 		if err := validName(name); err != nil {
 			return fmt.Errorf("%s: line %d: user %q: %w", plain, n, name, err)
 		}
+		if name, err = normalizeName(name); err != nil {
+			return fmt.Errorf("%s: line %d: %w", plain, n, err)
+		}
 		if seen[name] {
 			return fmt.Errorf("%s: line %d: user %q appears twice", plain, n, name)
 		}
@@ -260,6 +269,9 @@ func importPlaintext(_ context.Context, f accountsFlags, args []string, stdio sd
 			return fmt.Errorf("%s: line %d: user %q: the password is already a hash; this file needs no import", plain, n, name)
 		}
 		if err := validPassword(pw); err != nil {
+			return fmt.Errorf("%s: line %d: user %q: %w", plain, n, name, err)
+		}
+		if pw, err = normalizePassword(pw); err != nil {
 			return fmt.Errorf("%s: line %d: user %q: %w", plain, n, name, err)
 		}
 		if len([]rune(pw)) < minPasswordLen {

@@ -82,7 +82,8 @@ func (p *prompter) password(ctx context.Context, prompt string) (string, error) 
 }
 
 // newPassword reads a password to store: twice on a terminal, and checked
-// for what the wire can carry and for length.
+// for what the wire can carry and for length. It returns it normalized
+// (normalizePassword), the form that is hashed.
 func (p *prompter) newPassword(ctx context.Context) (string, error) {
 	pw, err := p.password(ctx, "Password: ")
 	if err != nil {
@@ -93,11 +94,15 @@ func (p *prompter) newPassword(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if again != pw {
+		if a, err := normalizePassword(again); err != nil || a != mustNormal(pw) {
 			return "", errors.New("the passwords differ")
 		}
 	}
 	if err := validPassword(pw); err != nil {
+		return "", err
+	}
+	pw, err = normalizePassword(pw)
+	if err != nil {
 		return "", err
 	}
 	if n := len([]rune(pw)); n < minPasswordLen {
@@ -110,3 +115,12 @@ func (p *prompter) newPassword(ctx context.Context) (string, error) {
 // chooses. The tutorial's own passwords, brought in by import-plaintext, are
 // only warned about.
 const minPasswordLen = 8
+
+// mustNormal is password normalized, or password itself when the profile
+// refuses it (newPassword then fails on it anyway).
+func mustNormal(password string) string {
+	if p, err := normalizePassword(password); err == nil {
+		return p
+	}
+	return password
+}

@@ -123,6 +123,10 @@ const maxMalformedLogs = 5
 func (s *server) handle(ctx context.Context, c net.Conn, peer, src string, req []byte, line bool, malformed *int) bool {
 	var ok bool
 	name, password, err := parseRequest(req)
+	if err == nil {
+		// Throttled and logged under the form it is stored in.
+		name = lookupName(name)
+	}
 	if err != nil {
 		// A malformed request checks no password, so it tells nothing and
 		// is not throttled; its bytes are not logged, they may be a password.

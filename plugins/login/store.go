@@ -93,6 +93,16 @@ func (s *store) load() error {
 			weak++
 		}
 	}
+	var raw []string
+	for _, a := range l.accounts {
+		if _, err := normalizeName(a.name); err != nil {
+			raw = append(raw, a.name)
+		}
+	}
+	if len(raw) > 0 {
+		s.log.Warn("user names that RFC 8265 UsernameCasePreserved refuses match only typed byte for byte; "+
+			"rename them (userdel, useradd)", "path", s.path, "users", raw)
+	}
 	if weak > 0 {
 		s.log.Warn("accounts hashed below OWASP's recommended cost; reset them with sockplay-login passwd", "path", s.path, "count", weak)
 	}
@@ -153,16 +163,23 @@ func (s *store) refresh() {
 	}
 }
 
-// verify reports whether password is name's. An unknown name is checked
-// against the dummy hash, so that it costs what a wrong password costs.
+// verify reports whether password is name's. The name is looked up in its
+// normalized form, and each of passwordForms(password) is checked in turn
+// until one matches. An unknown name is checked against the dummy hash, with
+// the same forms, so that it costs what a wrong password costs.
 func (s *store) verify(name, password string) bool {
 	s.refresh()
 	snap := s.snap.Load()
-	h, known := snap.byName[name]
+	h, known := snap.byName[lookupName(name)]
 	if !known {
 		h = snap.dummy
 	}
-	ok := h.verify(password)
+	ok := false
+	for _, p := range passwordForms(password) {
+		if ok = h.verify(p); ok {
+			break
+		}
+	}
 	return known && ok
 }
 
