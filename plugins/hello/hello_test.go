@@ -66,3 +66,17 @@ func TestSpeakFirstClient(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestClientEscapesServerText: a greeting holding terminal escapes, a CR,
+// bidi overrides and bytes that are not UTF-8 is printed escaped (its line
+// ends kept); the tutorial's greeting is printed as it is (TestClient).
+func TestClientEscapesServerText(t *testing.T) {
+	in := sdktest.Start(t, Plugin(), map[string]string{"greeting": "hi\x1b]0;owned\x07\x1b[2J\r\nfake prompt$ \u202eevil\xff"})
+	p := Plugin()
+	var out, errb bytes.Buffer
+	code := sdk.RunClient(context.Background(), &p, []string{"connect", in.Addr}, sdk.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
+	want := `hi\x1b]0;owned\x07\x1b[2J\r` + "\n" + `fake prompt$ \u202eevil\xff` + "\n"
+	if code != 0 || out.String() != want {
+		t.Fatalf("exit %d, out %q, err %q; want %q", code, out.String(), errb.String(), want)
+	}
+}
