@@ -28,7 +28,7 @@ func TestTutorialClientThroughHost(t *testing.T) {
 // datagrams wait in its buffer, the restarted plugin answers them, and the
 // host logs the crash.
 func TestPluginKilledWhileClientSends(t *testing.T) {
-	h := e2e.Start(t, e2e.Config{Enable: []string{"udpecho"}, Args: []string{"--set", "udpecho.prefix="}})
+	h := e2e.Start(t, e2e.Config{Enable: []string{"udpecho"}, Args: []string{"--set", "udpecho.prefix=", "--set", "udpecho.rate=1000/s"}})
 	c, err := net.Dial("udp", h.Addr("udpecho"))
 	if err != nil {
 		t.Fatal(err)

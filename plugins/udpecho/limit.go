@@ -1,62 +1,53 @@
 package main
 
-import "time"
+import (
+	"time"
+
+	"golang.org/x/time/rate"
+)
 
 // maxSources bounds the limiter's memory under a flood of spoofed sources:
-// past it, sources idle for the longest are forgotten first (they start again
-// with a full bucket, which only errs on the side of answering).
+// past it, sources whose bucket has refilled are forgotten first (they would
+// start full anyway), then half of the rest (they start again with a full
+// bucket, which only errs on the side of answering).
 const maxSources = 65536
 
-// limiter is a token bucket per source address. It is used by the one
-// goroutine that reads the socket, so it needs no lock.
+// limiter is a token bucket (golang.org/x/time/rate) per source address. It
+// is used by the one goroutine that reads the socket, so it needs no lock of
+// its own.
 type limiter struct {
-	rate    float64 // tokens per second
-	burst   float64
-	now     func() time.Time
-	buckets map[string]*bucket
+	limit   rate.Limit
+	burst   int
+	sources map[string]*rate.Limiter
 }
 
-type bucket struct {
-	tokens float64
-	last   time.Time
+func newLimiter(perSecond float64, burst int) *limiter {
+	return &limiter{limit: rate.Limit(perSecond), burst: burst, sources: map[string]*rate.Limiter{}}
 }
 
-func newLimiter(rate float64, burst int, now func() time.Time) *limiter {
-	return &limiter{rate: rate, burst: float64(burst), now: now, buckets: map[string]*bucket{}}
-}
-
-// allow reports whether a datagram from src may be answered now.
-func (l *limiter) allow(src string) bool {
-	t := l.now()
-	b, ok := l.buckets[src]
+// allow reports whether a datagram from src may be answered at now.
+func (l *limiter) allow(now time.Time, src string) bool {
+	b, ok := l.sources[src]
 	if !ok {
-		if len(l.buckets) >= maxSources {
-			l.evict(t)
+		if len(l.sources) >= maxSources {
+			l.evict(now)
 		}
-		b = &bucket{tokens: l.burst, last: t}
-		l.buckets[src] = b
+		b = rate.NewLimiter(l.limit, l.burst)
+		l.sources[src] = b
 	}
-	b.tokens = min(l.burst, b.tokens+t.Sub(b.last).Seconds()*l.rate)
-	b.last = t
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b.AllowN(now, 1)
 }
 
-// evict forgets every source whose bucket has refilled (it would start full
-// anyway), and if that frees nothing, half of the map.
-func (l *limiter) evict(t time.Time) {
-	for k, b := range l.buckets {
-		if b.tokens+t.Sub(b.last).Seconds()*l.rate >= l.burst {
-			delete(l.buckets, k)
+func (l *limiter) evict(now time.Time) {
+	for k, b := range l.sources {
+		if b.TokensAt(now) >= float64(l.burst) {
+			delete(l.sources, k)
 		}
 	}
-	for k := range l.buckets {
-		if len(l.buckets) < maxSources/2 {
+	for k := range l.sources {
+		if len(l.sources) < maxSources/2 {
 			break
 		}
-		delete(l.buckets, k)
+		delete(l.sources, k)
 	}
 }

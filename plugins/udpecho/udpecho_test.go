@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,28 +72,39 @@ func TestBadOptions(t *testing.T) {
 
 func TestLimiter(t *testing.T) {
 	now := time.Unix(1000, 0)
-	l := newLimiter(10, 5, func() time.Time { return now })
+	l := newLimiter(10, 5)
 	allowed := 0
 	for range 100 {
-		if l.allow("a") {
+		if l.allow(now, "a") {
 			allowed++
 		}
 	}
 	if allowed != 5 {
 		t.Fatalf("burst: %d allowed, want 5", allowed)
 	}
-	if !l.allow("b") {
+	if !l.allow(now, "b") {
 		t.Fatal("another source is limited by the first")
 	}
 	now = now.Add(time.Second)
 	allowed = 0
 	for range 100 {
-		if l.allow("a") {
+		if l.allow(now, "a") {
 			allowed++
 		}
 	}
 	if allowed != 5 { // refilled 10, capped at the burst of 5
 		t.Fatalf("after 1 s: %d allowed, want 5", allowed)
+	}
+}
+
+func TestLimiterBounded(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newLimiter(10, 5)
+	for i := range maxSources + 10 {
+		l.allow(now, strconv.Itoa(i))
+	}
+	if n := len(l.sources); n > maxSources {
+		t.Fatalf("%d sources remembered, want at most %d", n, maxSources)
 	}
 }
 
@@ -122,7 +134,9 @@ func TestRateLimitHoldsUnderFlood(t *testing.T) {
 	go func() { // a bounded flood: at most 1 s and 200,000 datagrams
 		sent := 0
 		for ; sent < 200000 && ctx.Err() == nil; sent++ {
-			_, _ = flood.Write([]byte("flood"))
+			// Each datagram its own: the same bytes again within a second
+			// would be taken for an echo loop (see loopGuard).
+			_, _ = flood.Write(strconv.AppendInt([]byte("flood"), int64(sent), 10))
 		}
 		floodDone <- sent
 	}()
@@ -130,12 +144,13 @@ func TestRateLimitHoldsUnderFlood(t *testing.T) {
 	calmAnswered := 0
 	const calmSent = 50
 	buf := make([]byte, 64)
-	for range calmSent {
-		if _, err := calm.Write([]byte("calm")); err != nil {
+	for i := range calmSent {
+		msg := "calm" + strconv.Itoa(i)
+		if _, err := calm.Write([]byte(msg)); err != nil {
 			t.Fatal(err)
 		}
 		_ = calm.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-		if n, err := calm.Read(buf); err == nil && string(buf[:n]) == "calm" {
+		if n, err := calm.Read(buf); err == nil && string(buf[:n]) == msg {
 			calmAnswered++
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -84,6 +84,11 @@ func StartHostOf(ctx context.Context, hp HostPlugins, binDir string, udp bool, e
 	args = append(args, extra...)
 	if udp {
 		args = append(args, "--enable", hp.TCP+","+hp.UDP, "--listen", hp.UDP+"=127.0.0.1:0", "--set", hp.UDP+".prefix=")
+		if hp.UDP == GoPlugins.UDP {
+			// The Go udpecho's rate limit would drop a benchmark's
+			// datagrams from one source. Loopback only.
+			args = append(args, "--set", "udpecho.rate=0")
+		}
 	} else {
 		args = append(args, "--enable", hp.TCP)
 	}
