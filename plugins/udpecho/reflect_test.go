@@ -334,3 +334,31 @@ func TestLoopGuard(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainEchoRepeats: a plain echo's client that sends the same bytes again
+// at once (a ping-pong benchmark does) looks exactly like a loop: with the
+// loop guard it is answered once, the repeats within a second dropped; with
+// loop-guard=false every one is answered.
+func TestPlainEchoRepeats(t *testing.T) {
+	for _, tc := range []struct {
+		guard string
+		want  int
+	}{{"true", 1}, {"false", 20}} {
+		t.Run("loop-guard="+tc.guard, func(t *testing.T) {
+			in, _ := startLogged(t, map[string]string{"prefix": "", "loop-guard": tc.guard})
+			server, _ := net.ResolveUDPAddr("udp", in.Addr)
+			c := bindUDP(t, "127.0.0.4", 0)
+			answered := 0
+			for range 20 {
+				if _, err := c.WriteToUDP([]byte("same bytes"), server); err != nil {
+					t.Fatal(err)
+				}
+				settle(t, server, "probe")
+				answered += len(pending(c))
+			}
+			if answered != tc.want {
+				t.Errorf("%d of 20 identical datagrams answered, want %d", answered, tc.want)
+			}
+		})
+	}
+}

@@ -42,6 +42,7 @@ func Plugin() sdk.Plugin {
 			{Name: "rate", Default: DefaultRate, Help: "datagrams answered per second per source address (0: no limit, which makes the echo a reflector)"},
 			{Name: "burst", Default: "0", Help: "datagrams a source may send at once above its rate (0: one second's worth)"},
 			{Name: "max-growth", Default: strconv.Itoa(DefaultMaxGrowth), Help: "bytes a reply may be larger than its request; the prefix must fit"},
+			{Name: "loop-guard", Default: "true", Help: "drop a datagram that is our last reply to its sender coming back, which ends a loop with another echo service (false: only the rate limit slows one)"},
 		},
 		UDP:      newHandler,
 		Commands: []sdk.Command{sendCommand()},
@@ -67,7 +68,14 @@ func newHandler(cfg sdk.Config) (sdk.PacketHandler, error) {
 			"more than udpecho.max-growth=%d: a reply larger than its request makes the echo an amplifier; "+
 			"shorten the prefix or set udpecho.max-growth=%d", len(prefix), len(prefix), growth, len(prefix))
 	}
+	guard, err := cfg.Bool("loop-guard")
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
+	if !guard {
+		log.Warn("udpecho.loop-guard=false: a loop with another echo service ends only if it outruns the rate limit")
+	}
 	var lim *limiter
 	if rate > 0 {
 		if burst == 0 {
@@ -79,16 +87,16 @@ func newHandler(cfg sdk.Config) (sdk.PacketHandler, error) {
 		log.Warn("udpecho.rate=0: no per-source rate limit; anyone can use this echo to send traffic to a forged address")
 	}
 	return sdk.PacketHandlerFunc(func(ctx context.Context, pc net.PacketConn) {
-		newEcho(prefix, lim, log, portOf(pc.LocalAddr())).ServePackets(ctx, pc)
+		newEcho(prefix, lim, guard, log, portOf(pc.LocalAddr())).ServePackets(ctx, pc)
 	}), nil
 }
 
 // echo is one socket's echo: the guards' state is the socket reader's own.
 type echo struct {
 	prefix []byte
-	lim    *limiter // nil: no rate limit
-	loops  *loopGuard
-	own    int // our port
+	lim    *limiter   // nil: no rate limit
+	loops  *loopGuard // nil: off
+	own    int        // our port
 	log    hclog.Logger
 	now    func() time.Time
 
@@ -99,9 +107,11 @@ type echo struct {
 	reply []byte // one buffer for every reply: one goroutine reads the socket
 }
 
-func newEcho(prefix []byte, lim *limiter, log hclog.Logger, own int) sdk.DatagramFunc {
-	e := &echo{prefix: prefix, lim: lim, loops: newLoopGuard(len(prefix) == 0), own: own, log: log,
-		now: time.Now, reply: make([]byte, 0, 1<<16)}
+func newEcho(prefix []byte, lim *limiter, guard bool, log hclog.Logger, own int) sdk.DatagramFunc {
+	e := &echo{prefix: prefix, lim: lim, own: own, log: log, now: time.Now, reply: make([]byte, 0, 1<<16)}
+	if guard {
+		e.loops = newLoopGuard(len(prefix) == 0)
+	}
 	return e.answer
 }
 
@@ -122,7 +132,7 @@ func (e *echo) answer(_ context.Context, payload []byte, from net.Addr) []byte {
 		return nil
 	}
 	sender := from.String()
-	if e.loops.echoed(now, sender, payload) {
+	if e.loops != nil && e.loops.echoed(now, sender, payload) {
 		if ok, n := e.loopLog.Allow(now); ok {
 			e.log.Warn("datagram that echoes our last reply dropped: another echo service is answering us",
 				"peer", sender, "suppressed", n)
@@ -136,7 +146,9 @@ func (e *echo) answer(_ context.Context, payload []byte, from net.Addr) []byte {
 		}
 		e.reply = e.reply[:sdk.MaxDatagram]
 	}
-	e.loops.sent(now, sender, e.reply)
+	if e.loops != nil {
+		e.loops.sent(now, sender, e.reply)
+	}
 	return e.reply
 }
 

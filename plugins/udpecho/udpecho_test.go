@@ -62,6 +62,7 @@ func TestBadOptions(t *testing.T) {
 		{"rate", "fast", "udpecho.rate"},
 		{"rate", "10/h", "unit"},
 		{"burst", "-1", "udpecho.burst"},
+		{"loop-guard", "maybe", "loop-guard"},
 	} {
 		err := sdktest.Configure(t, Plugin(), map[string]string{tc.opt: tc.val})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -85,9 +85,10 @@ func StartHostOf(ctx context.Context, hp HostPlugins, binDir string, udp bool, e
 	if udp {
 		args = append(args, "--enable", hp.TCP+","+hp.UDP, "--listen", hp.UDP+"=127.0.0.1:0", "--set", hp.UDP+".prefix=")
 		if hp.UDP == GoPlugins.UDP {
-			// The Go udpecho's rate limit would drop a benchmark's
-			// datagrams from one source. Loopback only.
-			args = append(args, "--set", "udpecho.rate=0")
+			// The Go udpecho's reflection guards would drop a benchmark's
+			// datagrams from one source: the rate limit, and (for a fixed
+			// payload) the loop guard. Loopback only.
+			args = append(args, "--set", "udpecho.rate=0", "--set", "udpecho.loop-guard=false")
 		}
 	} else {
 		args = append(args, "--enable", hp.TCP)
