@@ -100,10 +100,10 @@ func TestBruteForceThrottled(t *testing.T) {
 		t.Errorf("only %d answers: the limit should let %d through", len(answers), limit)
 	}
 
-	// Alice is never held nor delayed: the server logs every hold, and her
-	// logins cost one check each. The time bound leaves room for a loaded
-	// machine, where one check can take ten times its quiet 70 ms, but not
-	// for the 2 s lock-out.
+	// Alice is never held nor delayed: the server logs every hold, a delay
+	// follows only a failure, and she never fails. That is asserted on the
+	// log, not on her times: on a saturated machine one check alone can take
+	// seconds. Her times are reported.
 	sort.Slice(aliceTimes, func(i, j int) bool { return aliceTimes[i] < aliceTimes[j] })
 	if len(aliceTimes) < 3 {
 		t.Fatalf("alice logged in only %d times", len(aliceTimes))
@@ -111,8 +111,11 @@ func TestBruteForceThrottled(t *testing.T) {
 	slowest, med := aliceTimes[len(aliceTimes)-1], aliceTimes[len(aliceTimes)/2]
 	t.Logf("alice from 127.0.0.3: %d logins during the attack, median %s, slowest %s", len(aliceTimes),
 		med.Round(time.Millisecond), slowest.Round(time.Millisecond))
-	if med > time.Second {
-		t.Errorf("alice was slowed: median %s", med)
+	if n := strings.Count(logs.String(), "login: peer=127.0.0.3"); n != len(aliceTimes) {
+		t.Errorf("%d successful logins of alice logged, %d answered", n, len(aliceTimes))
+	}
+	if strings.Contains(logs.String(), "login failed: peer=127.0.0.3") {
+		t.Error("a login of alice's from her own address failed")
 	}
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, "held") && strings.Contains(line, "127.0.0.3") {
