@@ -36,11 +36,11 @@ func TestBruteForceThrottled(t *testing.T) {
 	var aliceTimes []time.Duration
 	var aliceErr error
 	stop := make(chan struct{})
-	c := dialFrom(t, in.Addr, "127.0.0.3", run+10*time.Second)
+	c := dialFrom(t, in.Addr, "127.0.0.3", time.Minute+10*time.Second)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i := 0; i < 100; i++ {
+		for i := 0; i < 300; i++ {
 			select {
 			case <-stop:
 				return
@@ -59,10 +59,13 @@ func TestBruteForceThrottled(t *testing.T) {
 		}
 	}()
 
-	attacker := dialFrom(t, in.Addr, "127.0.0.2", run+10*time.Second)
+	attacker := dialFrom(t, in.Addr, "127.0.0.2", time.Minute+10*time.Second)
 	var answers []time.Duration
 	begin := time.Now()
-	for i := 0; i < 1000 && time.Since(begin) < run; i++ {
+	// It runs for run, and on a machine so slow that the checks leave fewer
+	// than limit+1 answers by then, on until they have come (at most a
+	// minute): the limit is tested either way.
+	for i := 0; i < 1000 && time.Since(begin) < time.Minute && (time.Since(begin) < run || len(answers) <= limit); i++ {
 		r, err := tutorialLogin(attacker, "alice", "guess"+strings.Repeat("x", i%7)+string(rune('a'+i%26)))
 		if err != nil {
 			t.Fatalf("attempt %d: %v", i, err)
@@ -146,8 +149,8 @@ func (e *replyError) Error() string { return "reply " + e.reply }
 // through, while another user on the first address is not slowed.
 //
 // It asserts on counts and order, never on how long a check takes: the
-// window (6 s) is far longer than three checks take even on a loaded
-// machine, so the third failure always finds the first two in it (with a
+// window (10 s) is far longer than three checks take even on a saturated
+// machine (2 s at a load average of 27), so the third failure always finds the first two in it (with a
 // 1.5 s window, a loaded machine let the first one expire and the name was
 // never locked), and "held" and "not slowed" are read from the order of the
 // server's log lines. The one time bound is a lower one that load cannot
@@ -159,7 +162,7 @@ func TestUserLockoutAcrossAddresses(t *testing.T) {
 		"accounts":      path,
 		"addr-failures": "100",
 		"user-failures": "3",
-		"window":        "6s",
+		"window":        "10s",
 		"lockout":       lockout.String(),
 		"base-delay":    "0s",
 	})
