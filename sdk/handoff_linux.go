@@ -34,7 +34,7 @@ func startHandoff(rt *runtime) error {
 		if err != nil {
 			return err
 		}
-		go rt.receive(fdpass.NewReceiver(c))
+		go rt.receive(fdpass.NewReceiver(c), fdpass.NewSender(c))
 	}
 	go watchParent()
 	return nil
@@ -42,10 +42,14 @@ func startHandoff(rt *runtime) error {
 
 // receive serves what the host hands over until the host closes its end,
 // which means it is gone: then the plugin exits with everything it started.
-func (rt *runtime) receive(r *fdpass.Receiver) {
+// It answers every batch of connections on the same socket (feature
+// handoff-ack, see package fdpass): those it took, and those it could not
+// take for want of a descriptor, which the host keeps and sends again.
+func (rt *runtime) receive(r *fdpass.Receiver, answer *fdpass.Sender) {
+	var outOfFDs LogLimiter
 	for {
 		batch, err := r.Recv()
-		if err != nil {
+		if err != nil && !(errors.Is(err, fdpass.ErrTruncated) && batch != nil) {
 			var ne net.Error
 			if errors.Is(err, fdpass.ErrShortMessage) || errors.Is(err, fdpass.ErrBadVersion) ||
 				errors.Is(err, fdpass.ErrTruncated) || errors.Is(err, fdpass.ErrCountMismatch) {
@@ -60,10 +64,63 @@ func (rt *runtime) receive(r *fdpass.Receiver) {
 		}
 		<-rt.configured
 		srv, psrv := rt.servers()
-		for _, h := range batch {
-			rt.accept(srv, psrv, h)
+		returned, cause := rt.take(srv, psrv, batch, answer)
+		if err != nil {
+			cause = err
+		}
+		if returned > 0 {
+			if ok, suppressed := outOfFDs.Allow(time.Now()); ok {
+				rt.log.Warn("out of descriptors: connections returned to the host, which sends them again",
+					"returned", returned, "error", cause, "suppressed", suppressed)
+			}
 		}
 	}
+}
+
+// take serves a batch. Connections ('C') are answered before any of them is
+// served: those whose descriptor arrived and could be made a net.Conn as
+// taken, the others as returned. It returns how many it returned, and why.
+func (rt *runtime) take(srv *Server, psrv *PacketServer, batch []fdpass.Handoff, answer *fdpass.Sender) (int, error) {
+	var conns []net.Conn
+	var taken, returned []uint64
+	var cause error
+	for _, h := range batch {
+		if h.Kind != fdpass.Conn || srv == nil {
+			if h.Kind == fdpass.Conn {
+				taken = append(taken, h.ID) // the host may close it: nothing here serves it
+			}
+			rt.accept(srv, psrv, h)
+			continue
+		}
+		if h.File == nil { // cut off by the kernel: no descriptor was free
+			returned = append(returned, h.ID)
+			continue
+		}
+		c, err := net.FileConn(h.File) // a dup: one more descriptor
+		h.File.Close()
+		switch {
+		case err == nil:
+			conns = append(conns, c)
+			taken = append(taken, h.ID)
+		case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
+			returned = append(returned, h.ID)
+			cause = err
+		default: // not a socket: sending it again would not help
+			rt.log.Error("handed-off connection", "conn", h.ID, "error", err)
+			taken = append(taken, h.ID)
+		}
+	}
+	// A Send fails only when the host is gone.
+	if len(taken) > 0 {
+		_ = answer.Send(fdpass.Taken, taken, nil)
+	}
+	if len(returned) > 0 {
+		_ = answer.Send(fdpass.Returned, returned, nil)
+	}
+	for _, c := range conns {
+		srv.ServeConn(c)
+	}
+	return len(returned), cause
 }
 
 // watchParent is the fallback watchdog for a plugin that has no handoff socket:

@@ -208,7 +208,13 @@ func (rt *runtime) servers() (*Server, *PacketServer) {
 	return rt.srv, rt.psrv
 }
 
+// accept serves a shared socket the host handed over ('P', 'L'); a
+// connection ('C') reaches it only when this plugin serves no TCP.
 func (rt *runtime) accept(srv *Server, psrv *PacketServer, h fdpass.Handoff) {
+	if h.File == nil {
+		rt.log.Error("handed-off socket cut off: out of descriptors", "kind", string(rune(h.Kind)))
+		return
+	}
 	defer h.File.Close()
 	switch {
 	case h.Kind == fdpass.Packet && psrv != nil:
@@ -230,13 +236,6 @@ func (rt *runtime) accept(srv *Server, psrv *PacketServer, h fdpass.Handoff) {
 				rt.log.Error("accept on the shared listener", "error", err)
 			}
 		}()
-	case h.Kind == fdpass.Conn && srv != nil:
-		c, err := net.FileConn(h.File)
-		if err != nil {
-			rt.log.Error("handed-off connection", "conn", h.ID, "error", err)
-			return
-		}
-		srv.ServeConn(c)
 	default:
 		rt.log.Error("handoff of a kind this plugin does not serve", "kind", string(rune(h.Kind)), "conn", h.ID)
 	}
@@ -244,9 +243,8 @@ func (rt *runtime) accept(srv *Server, psrv *PacketServer, h fdpass.Handoff) {
 
 // features lists the optional parts of the contract this SDK implements.
 func features() []string {
-	return []string{protocol.FeatureListener, protocol.FeatureRules}
+	return []string{protocol.FeatureListener, protocol.FeatureRules, protocol.FeatureHandoffAck}
 }
-
 func transportToProto(t Transport) protocol.Transport {
 	switch t {
 	case TCP:

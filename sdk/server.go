@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sockplay/sockplay/sdk/protocol/plog"
 	"github.com/sockplay/sockplay/sdk/protocol/rules"
 )
 
@@ -276,40 +277,12 @@ func TemporaryAcceptError(err error) bool {
 }
 
 // LogLimiter lets a repeated log line through at most once per Every (1 s
-// when zero) and counts the ones it holds back, so that an error that
-// recurs thousands of times a second costs one line a second, each saying
-// how many were suppressed before it:
+// when zero) and counts the ones it holds back (see plog.Limiter):
 //
 //	if ok, suppressed := lim.Allow(time.Now()); ok {
 //		log.Warn("accept failed", "error", err, "suppressed", suppressed)
 //	}
-//
-// Its zero value is ready to use; it is safe for concurrent use.
-type LogLimiter struct {
-	Every time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// Allow reports whether a line may be logged at now, and if so how many
-// were held back since the last one it let through.
-func (l *LogLimiter) Allow(now time.Time) (ok bool, suppressed int) {
-	every := l.Every
-	if every <= 0 {
-		every = time.Second
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.last.IsZero() && now.Sub(l.last) < every {
-		l.suppressed++
-		return false, 0
-	}
-	l.last = now
-	suppressed, l.suppressed = l.suppressed, 0
-	return true, suppressed
-}
+type LogLimiter = plog.Limiter
 
 // Shutdown drains: it cancels the handlers' context, refuses new connections,
 // waits until every handler has returned or ctx is done, and then closes the

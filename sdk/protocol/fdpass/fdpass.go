@@ -7,7 +7,7 @@
 // is
 //
 //	byte 0     kind ('C' accepted TCP connections, 'P' a bound UDP socket,
-//	           'L' a listening TCP socket)
+//	           'L' a listening TCP socket; 'T' and 'R' below)
 //	byte 1     wire version (1)
 //	bytes 2-3  count n, big endian
 //	then n     connection ids, uint64 big endian
@@ -16,6 +16,49 @@
 // order. SOCK_SEQPACKET keeps message boundaries, so a header and its
 // descriptors always arrive together. When the peer's end closes, Recv returns
 // io.EOF: a plugin uses that to notice that its host is gone.
+//
+// # Descriptors a plugin cannot take
+//
+// A process at its open-file limit (RLIMIT_NOFILE) cannot receive
+// descriptors: the kernel installs those of a message that fit, in order,
+// drops the rest and sets MSG_CTRUNC (recvmsg(2), unix(7)). Recv then returns
+// the whole batch with ErrTruncated: every id of the header, each with its
+// descriptor if it arrived (always a prefix of the batch), a nil File if not.
+// The header is never lost with the descriptors, so the plugin knows which
+// connections it did not get.
+//
+// # Answers (feature "handoff-ack")
+//
+// A plugin that lists the feature "handoff-ack" in its Description
+// (sdk/protocol.FeatureHandoffAck) answers every 'C' message on the same
+// socket, with messages of the same header and no descriptors:
+//
+//	'T' taken     the ids whose connections the plugin now holds a descriptor
+//	              of; the host closes its own copies
+//	'R' returned  the ids it could not take (cut off by MSG_CTRUNC, or its dup
+//	              failed with EMFILE or ENFILE); the host still holds them
+//
+// Each id of a 'C' message is answered once: one 'T' message with those taken,
+// if any, then one 'R' message with those returned, if any, both written
+// before the plugin starts serving any connection of the batch. Since a
+// SOCK_SEQPACKET socket delivers what was written before its peer closed, a
+// host that reads a plugin's end of file has read every answer the plugin
+// gave. Messages of kind 'P' and 'L' are not answered.
+//
+// The host keeps its copy of each connection it sent until it is answered, so
+// a connection the kernel accepted is never closed unanswered:
+//   - a returned connection goes back to the front of the listener's queue,
+//     and the host waits before sending that plugin more, 5 ms doubling to 1 s
+//     while returns go on, reset when a connection is taken; meanwhile new
+//     clients wait in the kernel's accept backlog;
+//   - a connection still unanswered when the plugin exits goes to the
+//     process that replaces it;
+//   - the host stops sending to a plugin with 128 connections unanswered
+//     (one that is alive but not reading: stopped or deadlocked), so new
+//     clients wait in the backlog until it answers or is replaced.
+//
+// A plugin without the feature never writes on the socket; the host closes
+// its copies as soon as sendmsg succeeds.
 package fdpass
 
 import (
@@ -33,13 +76,23 @@ const (
 	Packet Kind = 'P'
 	// Listener descriptors are listening TCP sockets: the plugin accepts.
 	Listener Kind = 'L'
+	// Taken is a plugin's answer (feature "handoff-ack"): it holds these
+	// connections now. It carries ids and no descriptors.
+	Taken Kind = 'T'
+	// Returned is a plugin's answer (feature "handoff-ack"): it could not
+	// take these connections; the host still holds them. It carries ids and
+	// no descriptors.
+	Returned Kind = 'R'
 )
+
+// carriesFDs reports whether messages of kind k carry one descriptor per id.
+func (k Kind) carriesFDs() bool { return k != Taken && k != Returned }
 
 const (
 	wireVersion = 1
 	headerLen   = 4
 	// MaxBatch is the most descriptors one message carries (the kernel allows
-	// 253 per SCM_RIGHTS message).
+	// 253 per SCM_RIGHTS message), and the most ids an answer carries.
 	MaxBatch = 64
 )
 
@@ -52,9 +105,11 @@ var (
 	ErrCountMismatch = errors.New("fdpass: descriptor count does not match header")
 )
 
-// Handoff is one received descriptor.
+// Handoff is one received descriptor, or one id of an answer.
 type Handoff struct {
 	Kind Kind
 	ID   uint64
+	// File is the descriptor; nil in an answer ('T', 'R') and for an id
+	// whose descriptor did not arrive (ErrTruncated).
 	File *os.File
 }

@@ -60,8 +60,13 @@ func NewSender(c *net.UnixConn) *Sender {
 // Send sends fds with their ids in one message. It does not close the fds:
 // after a successful Send the peer holds its own copies and the caller closes
 // its; after a failed one nothing was delivered and the caller still owns them.
+// An answer (Taken, Returned) carries ids only: fds must be empty.
 func (s *Sender) Send(kind Kind, ids []uint64, fds []int) error {
-	if len(ids) != len(fds) || len(fds) == 0 || len(fds) > MaxBatch {
+	nfds := len(ids)
+	if !kind.carriesFDs() {
+		nfds = 0
+	}
+	if len(fds) != nfds || len(ids) == 0 || len(ids) > MaxBatch {
 		return fmt.Errorf("fdpass: send %d ids with %d descriptors (1..%d)", len(ids), len(fds), MaxBatch)
 	}
 	b := s.buf[:headerLen+8*len(ids)]
@@ -71,11 +76,15 @@ func (s *Sender) Send(kind Kind, ids []uint64, fds []int) error {
 	for i, id := range ids {
 		binary.BigEndian.PutUint64(b[headerLen+8*i:], id)
 	}
-	n, oobn, err := s.c.WriteMsgUnix(b, syscall.UnixRights(fds...), nil)
+	var oob []byte
+	if nfds > 0 {
+		oob = syscall.UnixRights(fds...)
+	}
+	n, oobn, err := s.c.WriteMsgUnix(b, oob, nil)
 	if err != nil {
 		return err
 	}
-	if n != len(b) || oobn == 0 {
+	if n != len(b) || oobn != len(oob) {
 		return fmt.Errorf("fdpass: short write (%d of %d bytes)", n, len(b))
 	}
 	return nil
@@ -102,6 +111,12 @@ func NewReceiver(c *net.UnixConn) *Receiver {
 
 // Recv reads one message. It returns io.EOF when the peer has closed its end.
 // The caller owns the returned files.
+//
+// When the kernel cut off descriptors (MSG_CTRUNC: this process is at its
+// open-file limit) Recv returns the whole batch with an error wrapping
+// ErrTruncated: each id with its descriptor if it arrived, a nil File if not.
+// For any other malformed message it closes what arrived and returns only the
+// error.
 func (r *Receiver) Recv() ([]Handoff, error) {
 	n, oobn, flags, _, err := r.c.ReadMsgUnix(r.buf, r.oob)
 	if oobn == 0 {
@@ -130,24 +145,36 @@ func (r *Receiver) Recv() ([]Handoff, error) {
 	switch {
 	case perr != nil:
 		return fail(perr)
-	case flags&syscall.MSG_CTRUNC != 0:
-		return fail(ErrTruncated)
 	case n < headerLen:
 		return fail(ErrShortMessage)
 	case r.buf[1] != wireVersion:
 		return fail(fmt.Errorf("%w %d", ErrBadVersion, r.buf[1]))
 	}
+	kind := Kind(r.buf[0])
 	count := int(binary.BigEndian.Uint16(r.buf[2:4]))
-	if count != len(files) || n != headerLen+8*count {
+	wantFDs := count
+	if !kind.carriesFDs() {
+		wantFDs = 0
+	}
+	truncated := flags&syscall.MSG_CTRUNC != 0
+	switch {
+	case truncated && (count > MaxBatch || n != headerLen+8*count || len(files) >= wantFDs):
+		// Not the open-file limit: a batch larger than the wire allows.
+		return fail(ErrTruncated)
+	case !truncated && (len(files) != wantFDs || n != headerLen+8*count):
 		return fail(fmt.Errorf("%w: header says %d, got %d descriptors in %d bytes", ErrCountMismatch, count, len(files), n))
+	case count == 0:
+		return fail(fmt.Errorf("%w: a message of no ids", ErrCountMismatch))
 	}
 	out := make([]Handoff, count)
 	for i := range out {
-		out[i] = Handoff{
-			Kind: Kind(r.buf[0]),
-			ID:   binary.BigEndian.Uint64(r.buf[headerLen+8*i:]),
-			File: files[i],
+		out[i] = Handoff{Kind: kind, ID: binary.BigEndian.Uint64(r.buf[headerLen+8*i:])}
+		if i < len(files) {
+			out[i].File = files[i]
 		}
+	}
+	if truncated {
+		return out, fmt.Errorf("%w: %d of %d descriptors arrived (out of descriptors?)", ErrTruncated, len(files), count)
 	}
 	return out, nil
 }

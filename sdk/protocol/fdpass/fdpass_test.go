@@ -30,9 +30,10 @@ const timeout = 5 * time.Second
 // pair is a connected handoff pair: the host's sending end, its raw
 // connection (for crafting malformed messages) and the plugin's receiving end.
 type pair struct {
-	host *net.UnixConn
-	s    *fdpass.Sender
-	r    *fdpass.Receiver
+	host   *net.UnixConn
+	plugin *net.UnixConn
+	s      *fdpass.Sender
+	r      *fdpass.Receiver
 }
 
 func newPair(t *testing.T) *pair {
@@ -50,7 +51,7 @@ func newPair(t *testing.T) *pair {
 	deadline := time.Now().Add(timeout)
 	_ = host.SetDeadline(deadline)
 	_ = c.SetDeadline(deadline)
-	p := &pair{host: host, s: fdpass.NewSender(host), r: fdpass.NewReceiver(c)}
+	p := &pair{host: host, plugin: c, s: fdpass.NewSender(host), r: fdpass.NewReceiver(c)}
 	t.Cleanup(func() {
 		p.s.Close()
 		p.r.Close()
@@ -484,4 +485,134 @@ func TestFileConnRejectsOtherFiles(t *testing.T) {
 			t.Fatalf("FileConn(tcp listener): %v, want it to say not a Unix socket", err)
 		}
 	})
+}
+
+// TestRecvTruncated: a receiver at its open-file limit gets the descriptors
+// that fit, in order, and the kernel drops the rest (MSG_CTRUNC). Recv returns
+// the whole batch: the ids that arrived with their files, the others with
+// none, so that a plugin can return them to the host; nothing leaks.
+func TestRecvTruncated(t *testing.T) {
+	const n, room = 5, 2
+	p := newPair(t)
+	readers := make([]*os.File, n)
+	ids := make([]uint64, n)
+	fds := make([]int, n)
+	for i := range n {
+		r, w := pipe(t)
+		readers[i], ids[i], fds[i] = r, uint64(100+i), int(w.Fd())
+	}
+	if err := p.s.Send(fdpass.Conn, ids, fds); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	for _, fd := range fds {
+		syscall.Close(fd) // only the copies in flight are left
+	}
+
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = uint64(limitWithRoom(t, room))
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skipf("cannot lower RLIMIT_NOFILE: %v", err)
+	}
+	got, err := p.r.Recv()
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatalf("restore RLIMIT_NOFILE: %v", err)
+	}
+	defer closeAll(got)
+	if !errors.Is(err, fdpass.ErrTruncated) {
+		t.Fatalf("Recv at the open-file limit: %v, want ErrTruncated", err)
+	}
+	if len(got) != n {
+		t.Fatalf("Recv: %d handoffs, want the whole batch of %d", len(got), n)
+	}
+	arrived := 0
+	for i, h := range got {
+		if h.ID != ids[i] || h.Kind != fdpass.Conn {
+			t.Fatalf("handoff %d: %q %d, want %q %d", i, h.Kind, h.ID, fdpass.Conn, ids[i])
+		}
+		if h.File == nil {
+			continue
+		}
+		if i != arrived {
+			t.Fatalf("handoff %d has a file after one without: want a prefix", i)
+		}
+		arrived++
+		if _, err := h.File.Write([]byte("x")); err != nil {
+			t.Fatalf("handoff %d: %v", i, err)
+		}
+		var b [1]byte
+		if _, err := readers[i].Read(b[:]); err != nil {
+			t.Fatalf("pipe %d: %v", i, err)
+		}
+	}
+	if arrived != room {
+		t.Fatalf("%d descriptors arrived with room for %d", arrived, room)
+	}
+	// Those cut off were closed by the kernel: their pipes see end of file.
+	for i := room; i < n; i++ {
+		var b [1]byte
+		if n, err := readers[i].Read(b[:]); err != io.EOF {
+			t.Fatalf("pipe %d, cut off: read %d, %v; want io.EOF", i, n, err)
+		}
+	}
+}
+
+// limitWithRoom is the RLIMIT_NOFILE under which this process has exactly
+// room free descriptor numbers (a descriptor's number must be below the
+// limit, and the lowest free one is taken first).
+func limitWithRoom(t *testing.T, room int) int {
+	t.Helper()
+	free := 0
+	for fd := 0; fd < 1<<16; fd++ {
+		if !isOpen(fd) {
+			free++
+			if free == room {
+				return fd + 1
+			}
+		}
+	}
+	t.Fatal("no free descriptor numbers")
+	return 0
+}
+
+// Answers (feature handoff-ack) carry ids and no descriptors, both ways.
+func TestAnswers(t *testing.T) {
+	p := newPair(t)
+	// The plugin answers on its end: a Sender over the same connection.
+	back := fdpass.NewReceiver(p.host)
+	answer := fdpass.NewSender(p.plugin) // p's cleanup closes the connection
+	for _, kind := range []fdpass.Kind{fdpass.Taken, fdpass.Returned} {
+		if err := answer.Send(kind, []uint64{3, 1 << 40}, nil); err != nil {
+			t.Fatalf("Send %q: %v", kind, err)
+		}
+		got, err := back.Recv()
+		if err != nil || len(got) != 2 || got[0].Kind != kind || got[0].ID != 3 || got[1].ID != 1<<40 ||
+			got[0].File != nil || got[1].File != nil {
+			t.Fatalf("Recv %q: %+v, %v", kind, got, err)
+		}
+	}
+	_, w := pipe(t)
+	if err := answer.Send(fdpass.Taken, []uint64{1}, []int{int(w.Fd())}); err == nil {
+		t.Fatal("Send of an answer with a descriptor: no error")
+	}
+	// An answer that carries descriptors anyway is malformed; they are closed.
+	r2, w2 := pipe(t)
+	before := openFDs(t)
+	p.sendRaw(t, header(fdpass.Taken, 1, 1, 1), []int{int(w2.Fd())})
+	w2.Close()
+	got, err := p.r.Recv()
+	closeAll(got)
+	if !errors.Is(err, fdpass.ErrCountMismatch) || got != nil {
+		t.Fatalf("Recv of an answer with a descriptor: %+v, %v; want ErrCountMismatch", got, err)
+	}
+	if n := openFDs(t); n != before-1 {
+		t.Errorf("open descriptors: %d, want %d", n, before-1)
+	}
+	var b [1]byte
+	if _, err := r2.Read(b[:]); err != io.EOF {
+		t.Fatalf("the descriptor that came with the answer is still open: %v", err)
+	}
 }
