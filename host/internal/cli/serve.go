@@ -77,6 +77,8 @@ running.`,
 	fs.DurationVar(&cfg.CrashWindow, "crash-window", cfg.CrashWindow, "the window `D` of --crash-limit")
 	fs.DurationVar(&cfg.BackoffMax, "restart-backoff-max", cfg.BackoffMax, "wait at most `D` before restarting a crashed plugin (the backoff starts at 5ms and doubles)")
 	fs.StringVar(&cfg.Handoff, "handoff", cfg.Handoff, "how TCP connections reach a plugin, `MODE`: conn (the host accepts each and passes it) or listener (the plugin accepts on the host's shared listening socket)")
+	fs.DurationVar(&cfg.HealthInterval, "health-interval", cfg.HealthInterval, "ask each plugin for its health every `D` (0: never); one that misses two answers in a row is taken for frozen, killed and restarted")
+	fs.DurationVar(&cfg.HealthTimeout, "health-timeout", cfg.HealthTimeout, "wait `D` for each health answer")
 	fs.BoolVar(&cfg.Standby, "standby", cfg.Standby, "keep a started, configured spare process of each plugin, which takes over at once when the serving one dies")
 	fs.StringArrayVar(&f.rules.Allow, "allow", nil, "accept plugin NAME's clients only from these networks: `NAME=CIDR[,CIDR...]` (NAME * for every plugin; IPv4 or IPv6; repeatable)")
 	fs.StringArrayVar(&f.rules.Deny, "deny", nil, "refuse plugin NAME's clients from these networks, even if allowed: `NAME=CIDR[,CIDR...]` (repeatable)")

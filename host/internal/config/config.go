@@ -81,6 +81,11 @@ type Config struct {
 	// accepts and passes each connection) or HandoffListener (the host
 	// shares its listening socket and the plugin accepts).
 	Handoff string
+	// HealthInterval is how often each serving plugin is asked for its
+	// Health (0: never), each call with a HealthTimeout deadline; a plugin
+	// that misses two in a row is taken for frozen and restarted.
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
 }
 
 // The values of Config.Handoff.
@@ -105,6 +110,8 @@ func Default() Config {
 		CrashWindow:    30 * time.Second,
 		StartTimeout:   10 * time.Second,
 		Handoff:        HandoffConn,
+		HealthInterval: 2 * time.Second,
+		HealthTimeout:  2 * time.Second,
 	}
 }
 
@@ -138,6 +145,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--handoff %q: want %s or %s", c.Handoff, HandoffConn, HandoffListener)
 	case c.StartTimeout <= 0:
 		return fmt.Errorf("--start-timeout %s: want a positive duration", c.StartTimeout)
+	case c.HealthInterval < 0:
+		return fmt.Errorf("--health-interval %s is negative", c.HealthInterval)
+	case c.HealthTimeout <= 0:
+		return fmt.Errorf("--health-timeout %s: want a positive duration", c.HealthTimeout)
 	}
 	for _, name := range c.Enable {
 		if name == "" {

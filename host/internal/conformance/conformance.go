@@ -199,10 +199,10 @@ func (c *checker) handshake() error {
 		return err
 	}
 	c.entry = e
-	if c.runDir, err = os.MkdirTemp(c.o.RunDir, "sockplay-check-"); err != nil {
+	if c.runDir, _, err = supervisor.MakeRunDir(c.o.RunDir); err != nil {
 		return err
 	}
-	c.proc, err = supervisor.Launch(supervisor.LaunchConfig{
+	c.proc, err = supervisor.Launch(context.Background(), supervisor.LaunchConfig{
 		Entry: e, RunDir: c.runDir, LogLevel: hclog.Info, Logger: c.o.Log, StartTimeout: c.o.Timeout,
 	})
 	return err

@@ -6,8 +6,11 @@
 // inside the runtime poller (syscall.RawConn.Read): it makes no net.Conn, reads
 // no byte, and sends every connection that is ready in one SCM_RIGHTS message,
 // so under a burst one sendmsg carries many connections. When no plugin
-// process is there to take them the host simply does not accept, and new
-// clients wait in the kernel's backlog until one is.
+// process is there to take them, or the one there does not take more (a
+// Pacer), the host simply does not accept, and new clients wait in the
+// kernel's backlog until one does. A connection the host accepted is served
+// or kept: one the plugin could not take comes back (Requeue) and is sent
+// again, first.
 package listen
 
 import (
@@ -21,13 +24,38 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
+	"github.com/sockplay/sockplay/sdk/protocol/plog"
 )
 
 // Sink takes descriptors: a plugin process's end of the handoff socket.
+//
+// After a Send of connections (fdpass.Conn) returns nil, the sink owns their
+// descriptors: it closes each once the plugin holds its own copy, or gives it
+// back with TCP.Requeue. After a failed Send nothing was delivered and the
+// caller still owns them. A shared socket's descriptor (fdpass.Packet,
+// fdpass.Listener) stays the caller's either way.
 type Sink interface {
 	Send(kind fdpass.Kind, ids []uint64, fds []int) error
 }
+
+// A Pacer is a Sink that is sometimes not taking connections: Ready blocks
+// until it is, and fails when it never will be (its process is gone). TCP's
+// Serve calls it before each Send, and does not accept meanwhile.
+type Pacer interface {
+	Ready(ctx context.Context) error
+}
+
+// The accept loop's back-off after an error that is not the connection's own
+// (EMFILE, ENFILE, ENOBUFS, ENOMEM: the host is out of descriptors or
+// memory), as net/http's Server.Serve: 5 ms, doubling up to 1 s. Meanwhile
+// clients wait in the backlog.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
 
 // TCP is a listener whose connections go to a Sink.
 type TCP struct {
@@ -43,7 +71,14 @@ type TCP struct {
 	pending []int // accepted, not yet taken by a sink
 	ids     []uint64
 
-	gate *gate // the rules the host enforces as it accepts (rules.go)
+	gate *gate // the rules the host enforces as it accepts (rules.go); its logger is ours too
+
+	rmu       sync.Mutex // guards the requeued connections
+	requeued  []int
+	requeueID []uint64
+	woken     chan struct{} // a token when connections were requeued
+
+	acceptLog, recoverLog plog.Limiter
 }
 
 // ListenTCP binds addr with the given accept backlog.
@@ -142,11 +177,13 @@ func newTCP(ln *net.TCPListener, backlog int) (*TCP, error) {
 			return nil, fmt.Errorf("set backlog %d: %w", backlog, errors.Join(err, lerr))
 		}
 	}
-	return &TCP{f: f, rc: rc, addr: bound, gate: newGate(bound)}, nil
+	return &TCP{f: f, rc: rc, addr: bound, gate: newGate(bound), woken: make(chan struct{}, 1)}, nil
 }
 
 // Addr is the bound address.
 func (l *TCP) Addr() net.Addr { return l.addr }
+
+func (l *TCP) logger() hclog.Logger { return *l.gate.log.Load() }
 
 // Close closes the listener and any connection accepted but not handed over.
 // New clients are refused from then on.
@@ -159,20 +196,69 @@ func (l *TCP) Close() error {
 		l.closePending()
 		l.mu.Unlock()
 	}
+	l.rmu.Lock()
+	closeFDs(l.requeued)
+	l.requeued, l.requeueID = nil, nil
+	l.rmu.Unlock()
 	return err
 }
 
 func (l *TCP) closePending() {
-	for _, fd := range l.pending {
+	closeFDs(l.pending)
+	l.pending, l.ids = l.pending[:0], l.ids[:0]
+}
+
+func closeFDs(fds []int) {
+	for _, fd := range fds {
 		syscall.Close(fd)
 	}
-	l.pending, l.ids = l.pending[:0], l.ids[:0]
+}
+
+// Requeue gives back connections a sink took but whose plugin could not take
+// them, or exited before it did: they go to the sink of the current or next
+// Serve before any connection accepted after them. It is safe to call from
+// any goroutine; after Close it closes them.
+func (l *TCP) Requeue(ids []uint64, fds []int) {
+	l.rmu.Lock()
+	if l.closed.Load() {
+		l.rmu.Unlock()
+		closeFDs(fds)
+		return
+	}
+	l.requeued = append(l.requeued, fds...)
+	l.requeueID = append(l.requeueID, ids...)
+	l.rmu.Unlock()
+	select {
+	case l.woken <- struct{}{}:
+	default:
+	}
+	_ = l.f.SetReadDeadline(time.Unix(1, 0)) // wakes a Serve waiting in the poller
+}
+
+// takeRequeued puts the requeued connections at the front of pending.
+func (l *TCP) takeRequeued() {
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	if len(l.requeued) == 0 {
+		return
+	}
+	l.pending = append(l.requeued, l.pending...)
+	l.ids = append(l.requeueID, l.ids...)
+	l.requeued, l.requeueID = nil, nil
 }
 
 // Serve accepts connections and sends them to sink until ctx is done (it
 // returns nil), the listener is closed (net.ErrClosed) or the sink fails (its
 // error). Connections the sink did not take are kept and go first to the sink
 // of the next Serve: a plugin that died between accept and handoff loses none.
+// A sink that is a Pacer is asked before each Send whether it takes more.
+//
+// An accept error that is not a connection's own (EMFILE, ENFILE, ENOBUFS,
+// ENOMEM and any other) does not end Serve: it waits 5 ms, doubling up to
+// 1 s while the errors go on, and tries again, as net/http does; the errors
+// are logged at most once a second. A connection's own error (ECONNABORTED,
+// and the network errors Linux passes on from a new connection, accept(2))
+// is retried at once.
 func (l *TCP) Serve(ctx context.Context, sink Sink) error {
 	l.mu.Lock()
 	defer func() {
@@ -194,29 +280,44 @@ func (l *TCP) Serve(ctx context.Context, sink Sink) error {
 		}
 		_ = l.f.SetReadDeadline(time.Time{})
 	}()
+	pacer, _ := sink.(Pacer)
 
+	var delay time.Duration
+	failures := 0 // accept errors in a row
 	for {
-		if len(l.pending) > 0 {
-			if err := sink.Send(fdpass.Conn, l.ids, l.pending); err != nil {
+		l.takeRequeued()
+		for len(l.pending) > 0 {
+			if pacer != nil {
+				if err := pacer.Ready(ctx); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+			}
+			n := min(len(l.pending), fdpass.MaxBatch)
+			if err := sink.Send(fdpass.Conn, l.ids[:n], l.pending[:n]); err != nil {
 				return err
 			}
-			l.closePending()
+			l.pending = append(l.pending[:0], l.pending[n:]...)
+			l.ids = append(l.ids[:0], l.ids[n:]...)
+			l.takeRequeued()
 		}
 		var acceptErr error
 		err := l.rc.Read(func(fd uintptr) bool {
 			for len(l.pending) < fdpass.MaxBatch {
 				nfd, sa, err := syscall.Accept4(int(fd), syscall.SOCK_CLOEXEC)
-				switch err {
-				case nil:
+				switch {
+				case err == nil:
 					if l.gate.Active() && !l.gate.admit(nfd, sa) {
 						continue // refused: closed at once
 					}
 					l.nextID++
 					l.pending = append(l.pending, nfd)
 					l.ids = append(l.ids, l.nextID)
-				case syscall.EAGAIN:
+				case err == syscall.EAGAIN:
 					return len(l.pending) > 0 // false: wait until readable
-				case syscall.EINTR, syscall.ECONNABORTED:
+				case connectionError(err):
 				default:
 					acceptErr = err
 					return true
@@ -229,17 +330,51 @@ func (l *TCP) Serve(ctx context.Context, sink Sink) error {
 			return nil
 		case l.closed.Load():
 			return net.ErrClosed
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Requeue woke us (or ctx, which the next check sees).
+			_ = l.f.SetReadDeadline(time.Time{})
+			if ctx.Err() != nil {
+				return nil
+			}
 		case err != nil:
 			return err
 		case acceptErr != nil && len(l.pending) == 0:
-			// EMFILE and the like: back off as net/http does, and try again.
+			failures++
+			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			if ok, suppressed := l.acceptLog.Allow(time.Now()); ok {
+				l.logger().Warn("accept failed; clients wait in the backlog, retrying", "error", acceptErr,
+					"retry_in", delay.String(), "failures", failures, "suppressed", suppressed)
+			}
+			t := time.NewTimer(delay)
 			select {
-			case <-time.After(10 * time.Millisecond):
+			case <-t.C:
+			case <-l.woken:
 			case <-ctx.Done():
+				t.Stop()
 				return nil
 			}
+			t.Stop()
+		case acceptErr == nil && failures > 0:
+			if ok, suppressed := l.recoverLog.Allow(time.Now()); ok {
+				l.logger().Info("accepting again", "failures", failures, "suppressed", suppressed)
+			}
+			failures, delay = 0, 0
 		}
 	}
+}
+
+// connectionError reports whether an accept4 error is the new connection's
+// own, to be retried at once: the client aborted, or one of the network
+// errors Linux passes on from the new connection, which accept(2) says to
+// treat like EAGAIN.
+func connectionError(err error) bool {
+	switch err {
+	case syscall.EINTR, syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EPROTO, syscall.ENOPROTOOPT,
+		syscall.EHOSTDOWN, syscall.ENONET, syscall.EHOSTUNREACH, syscall.EOPNOTSUPP, syscall.ENETUNREACH,
+		syscall.ENETDOWN, syscall.EPERM, syscall.ETIMEDOUT:
+		return true
+	}
+	return false
 }
 
 // Shared is a socket the host binds and shares with the plugin process rather

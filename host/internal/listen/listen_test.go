@@ -9,12 +9,14 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
 
+	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 
 	"github.com/sockplay/sockplay/host/internal/listen"
@@ -33,9 +35,10 @@ type batch struct {
 	files []*os.File
 }
 
-// sink is a fake plugin process. A working sink keeps a duplicate of every
-// descriptor it is sent, as the kernel does for the peer of an SCM_RIGHTS
-// message; a failing one records the ids it was offered and takes nothing.
+// sink is a fake plugin process. A working sink takes the descriptors of the
+// connections it is sent (a Send transfers them) and a duplicate of a shared
+// socket's, as the kernel does for the peer of an SCM_RIGHTS message; a
+// failing one records the ids it was offered and takes nothing.
 type sink struct {
 	err     error
 	batches chan batch    // what a working sink took
@@ -65,6 +68,13 @@ func (s *sink) Send(kind fdpass.Kind, ids []uint64, fds []int) error {
 		return s.err
 	}
 	b := batch{kind: kind, ids: append([]uint64(nil), ids...)}
+	if kind == fdpass.Conn {
+		for _, fd := range fds {
+			b.files = append(b.files, os.NewFile(uintptr(fd), "handed-off"))
+		}
+		s.batches <- b
+		return nil
+	}
 	for _, fd := range fds {
 		nfd, err := dupCloexec(fd)
 		if err != nil {
@@ -626,7 +636,13 @@ func TestServeOverFdpass(t *testing.T) {
 	cancel, served := serve(t, l, sinkFunc(func(kind fdpass.Kind, ids []uint64, fds []int) error {
 		mu.Lock()
 		defer mu.Unlock()
-		return sender.Send(kind, ids, fds)
+		if err := sender.Send(kind, ids, fds); err != nil {
+			return err
+		}
+		for _, fd := range fds { // the peer has its copies: ours are the sink's to close
+			syscall.Close(fd)
+		}
+		return nil
 	}))
 	client := dial(t, l.Addr())
 	hs, err := receiver.Recv()
@@ -753,4 +769,230 @@ func TestTCPShared(t *testing.T) {
 		c.Close()
 		t.Fatal("dial after Close succeeded")
 	}
+}
+
+// Connections a plugin could not take come back with Requeue and go to the
+// sink again before any accepted after them, even while Serve waits in the
+// poller for new clients; after Close, Requeue closes them.
+func TestRequeue(t *testing.T) {
+	l := listenTCP(t, 128)
+	s := newSink(t, nil)
+	cancel, served := serve(t, l, s)
+	a, b := dial(t, l.Addr()), dial(t, l.Addr())
+	first := s.collect(t, 2)
+	var ids []uint64
+	var fds []int
+	for _, bt := range first {
+		ids = append(ids, bt.ids...)
+		for _, f := range bt.files {
+			fd, err := dupCloexec(int(f.Fd())) // the plugin gives back what the host kept
+			if err != nil {
+				t.Fatal(err)
+			}
+			fds = append(fds, fd)
+			f.Close()
+		}
+	}
+	l.Requeue(ids, fds) // Serve is waiting for a client: Requeue wakes it
+	again := s.collect(t, 2)
+	if fmt.Sprint(again[0].ids) != fmt.Sprint(ids) {
+		t.Fatalf("requeued ids came back as %v, want %v in one batch", again[0].ids, ids)
+	}
+	checkWorks(t, again[0].files[0], a, "requeued a")
+	checkWorks(t, again[0].files[1], b, "requeued b")
+	c := dial(t, l.Addr())
+	next := s.collect(t, 1)[0]
+	if next.ids[0] != ids[1]+1 {
+		t.Fatalf("new client after the requeue: id %d, want %d", next.ids[0], ids[1]+1)
+	}
+	checkWorks(t, next.files[0], c, "after")
+	cancel()
+	if err := result(t, served); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	d := dial(t, l.Addr())
+	waitQueue(t, l.Addr(), 1)
+	fd, err := dupCloexec(int(next.files[0].Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l.Requeue([]uint64{99}, []int{fd})
+	if isOpen(fd) {
+		t.Fatal("Requeue after Close kept the descriptor open")
+	}
+	if n, err := d.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("client in the backlog after Close: read %d, want an error", n)
+	}
+}
+
+func isOpen(fd int) bool {
+	_, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+	return errno == 0
+}
+
+// pacedSink is a sink that takes nothing until it is opened.
+type pacedSink struct {
+	*sink
+	open  chan struct{}
+	asked chan struct{}
+}
+
+func (p *pacedSink) Ready(ctx context.Context) error {
+	select {
+	case p.asked <- struct{}{}:
+	default:
+	}
+	select {
+	case <-p.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var _ listen.Pacer = (*pacedSink)(nil)
+
+// A sink that is not taking connections gets none: Serve stops accepting, and
+// clients wait in the kernel's backlog until it takes them again.
+func TestPacer(t *testing.T) {
+	l := listenTCP(t, 128)
+	p := &pacedSink{sink: newSink(t, nil), open: make(chan struct{}), asked: make(chan struct{}, 1)}
+	cancel, served := serve(t, l, p)
+	clients := []net.Conn{dial(t, l.Addr())}
+	select {
+	case <-p.asked:
+	case <-time.After(timeout):
+		t.Fatal("Serve never asked the pacer")
+	}
+	// The first client was accepted and waits for Ready; later ones stay in
+	// the backlog.
+	for range 3 {
+		clients = append(clients, dial(t, l.Addr()))
+	}
+	waitQueue(t, l.Addr(), 3)
+	select {
+	case b := <-p.batches:
+		t.Fatalf("a sink that was not ready got %v", b.ids)
+	default:
+	}
+	close(p.open)
+	got := p.collect(t, len(clients))
+	i := 0
+	for _, b := range got {
+		for _, f := range b.files {
+			checkWorks(t, f, clients[i], "client "+strconv.Itoa(i))
+			i++
+		}
+	}
+	cancel()
+	if err := result(t, served); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
+// TestAcceptEMFILE: when the host is out of descriptors, accept4 fails with
+// EMFILE. Serve backs off and retries, logging at most once a second, and
+// the clients wait in the backlog; once descriptors are free they are all
+// served. (Serve used to retry every 10 ms without a word.)
+func TestAcceptEMFILE(t *testing.T) {
+	l := listenTCP(t, 128)
+	var logBuf syncBuffer
+	l.SetLogger(hclog.New(&hclog.LoggerOptions{Output: &logBuf, Level: hclog.Info}))
+	const n = 4
+	clients := make([]net.Conn, n)
+	for i := range clients {
+		clients[i] = dial(t, l.Addr())
+	}
+	waitQueue(t, l.Addr(), n)
+
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = uint64(lowestFree(t)) // no descriptor number is free below it
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skipf("cannot lower RLIMIT_NOFILE: %v", err)
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+				t.Errorf("restore RLIMIT_NOFILE: %v", err)
+			}
+		}
+	}
+	defer restore()
+
+	s := newSink(t, nil)
+	start := time.Now()
+	cancel, served := serve(t, l, s)
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(logBuf.String(), "accept failed") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // several retries: 5, 10, 20, 40, 80 ms...
+	restore()
+	atLimit := time.Since(start)
+	select {
+	case b := <-s.batches:
+		t.Fatalf("connections delivered while the host had no descriptor: %v", b.ids)
+	default:
+	}
+	if queued, _ := listenerInfo(t, l.Addr()); queued != n {
+		t.Fatalf("accept queue at the limit: %d, want the %d clients waiting", queued, n)
+	}
+	got := s.collect(t, n)
+	i := 0
+	for _, b := range got {
+		for _, f := range b.files {
+			checkWorks(t, f, clients[i], "client "+strconv.Itoa(i))
+			i++
+		}
+	}
+	cancel()
+	if err := result(t, served); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	out := logBuf.String()
+	// Rate-limited: one line a second at most.
+	if c, most := strings.Count(out, "accept failed"), 1+int(atLimit/time.Second); c < 1 || c > most ||
+		!strings.Contains(out, "too many open files") {
+		t.Errorf("log: %d lines of accept failed in %s at the limit, want 1 to %d naming EMFILE:\n%s", c, atLimit, most, out)
+	}
+	if !strings.Contains(out, "accepting again") {
+		t.Errorf("log: no line for the recovery:\n%s", out)
+	}
+}
+
+// lowestFree is the lowest descriptor number this process has free.
+func lowestFree(t *testing.T) int {
+	t.Helper()
+	for fd := 0; fd < 1<<16; fd++ {
+		if !isOpen(fd) {
+			return fd
+		}
+	}
+	t.Fatal("no free descriptor number")
+	return 0
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -57,8 +57,8 @@ func (l *TCP) SetRules(r *rules.Rules) {
 // Rules returns the rules in force (nil: none).
 func (l *TCP) Rules() *rules.Rules { return l.gate.Rules() }
 
-// SetLogger sets where refusals are logged (at most one line per source per
-// second).
+// SetLogger sets where refusals (at most one line per source per second)
+// and accept errors (at most one line a second) are logged.
 func (l *TCP) SetLogger(log hclog.Logger) { l.gate.log.Store(&log) }
 
 // Refused returns how many connections the listener refused, by reason.

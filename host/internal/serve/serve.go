@@ -30,6 +30,7 @@ const ReadyLine = "sockplay: serving"
 
 // Host is a running set of supervised plugins.
 type Host struct {
+	lock     *os.File // the status file's (lock.go); nil without one
 	cfg      config.Config
 	log      hclog.Logger
 	runDir   string
@@ -42,8 +43,15 @@ type Host struct {
 // sd_notify(3)'s words: "STOPPING=1" when a drain begins. Call it before Run.
 func (h *Host) SetNotify(f func(state string)) { h.notify = f }
 
+// StopGrace is how much longer than the drain timeout a stop may take: every
+// call to a plugin during a stop has a deadline inside it (drain: drain
+// timeout + 1 s, then a graceful stop of at most 3 s or a kill), and past it
+// Run kills every plugin's process group and returns.
+const StopGrace = 4 * time.Second
+
 // Run serves until the first value on signals; then it drains and stops
-// everything. A second signal stops at once.
+// everything, within the drain timeout plus StopGrace. A second signal stops
+// at once.
 func (h *Host) Run(signals <-chan os.Signal) error {
 	sig := <-signals
 	h.log.Info("stopping: draining connections", "signal", sig.String(), "drain_timeout", h.cfg.DrainTimeout)
@@ -52,6 +60,8 @@ func (h *Host) Run(signals <-chan os.Signal) error {
 	}
 	done := make(chan struct{})
 	go func() { h.Shutdown(); close(done) }()
+	limit := time.NewTimer(h.cfg.DrainTimeout + StopGrace)
+	defer limit.Stop()
 	select {
 	case <-done:
 		h.log.Info("stopped")
@@ -60,6 +70,13 @@ func (h *Host) Run(signals <-chan os.Signal) error {
 		h.Kill()
 		<-done
 		return fmt.Errorf("stopped at once on a second signal (%s)", sig)
+	case <-limit.C:
+		h.log.Error("plugins did not stop in time; killing them", "waited", (h.cfg.DrainTimeout + StopGrace).String())
+		h.each((*supervisor.Supervisor).KillGroups)
+		os.RemoveAll(h.runDir)
+		h.writeStatus(true)
+		h.unlock()
+		return fmt.Errorf("stopped by force: the plugins did not stop within --drain-timeout %s + %s", h.cfg.DrainTimeout, StopGrace)
 	}
 }
 
@@ -75,6 +92,17 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var lock *os.File
+	if cfg.StatusFile != "" {
+		if lock, err = lockStatus(cfg.StatusFile); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil && lock != nil {
+				lock.Close()
+			}
+		}()
+	}
 	entries, skipped, err := catalog.Scan(cfg.PluginDir)
 	if err != nil {
 		return nil, err
@@ -86,14 +114,18 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 	if err != nil {
 		return nil, err
 	}
-	runDir, err := os.MkdirTemp(cfg.RunDir, "sockplay-")
+	runDir, fallback, err := supervisor.MakeRunDir(cfg.RunDir)
 	if err != nil {
-		return nil, fmt.Errorf("run directory: %w", err)
+		return nil, err
 	}
-	h := &Host{cfg: cfg, log: log, runDir: runDir}
+	if fallback != "" {
+		log.Info(fallback)
+	}
+	h := &Host{cfg: cfg, log: log, runDir: runDir, lock: lock}
 	defer func() {
 		if err != nil {
 			h.Kill()
+			lock = nil // Kill released it
 		}
 	}()
 	// Plugins start in parallel (a start is mostly waiting for a process and
@@ -298,6 +330,7 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 		Launch: lc, Options: options, Listener: ln, Rules: where.plugin,
 		BackoffInitial: h.cfg.BackoffInitial, BackoffMax: h.cfg.BackoffMax,
 		CrashLimit: h.cfg.CrashLimit, CrashWindow: h.cfg.CrashWindow, Standby: h.cfg.Standby,
+		HealthInterval: h.cfg.HealthInterval, HealthTimeout: h.cfg.HealthTimeout,
 		OnChange: func() { h.writeStatus(false) },
 	}, proc, desc)
 	ok = true
@@ -384,6 +417,7 @@ func (h *Host) Shutdown() {
 	h.each(func(s *supervisor.Supervisor) { s.Shutdown(h.cfg.DrainTimeout) })
 	os.RemoveAll(h.runDir)
 	h.writeStatus(true)
+	h.unlock()
 }
 
 // Kill stops every plugin at once.
@@ -391,6 +425,18 @@ func (h *Host) Kill() {
 	h.each((*supervisor.Supervisor).Kill)
 	os.RemoveAll(h.runDir)
 	h.writeStatus(true)
+	h.unlock()
+}
+
+// unlock lets another host have the status file, once this one has written
+// its last status there.
+func (h *Host) unlock() {
+	h.statusMu.Lock()
+	defer h.statusMu.Unlock()
+	if h.lock != nil {
+		h.lock.Close()
+		h.lock = nil
+	}
 }
 
 func (h *Host) each(f func(*supervisor.Supervisor)) {
@@ -428,7 +474,7 @@ func Discover(ctx context.Context, dir, pathEnv string, log hclog.Logger) ([]Plu
 	inDir := len(entries)
 	more, moreSkipped := catalog.ScanPath(pathEnv, entries)
 	entries, skipped = append(entries, more...), append(skipped, moreSkipped...)
-	runDir, err := os.MkdirTemp("", "sockplay-")
+	runDir, _, err := supervisor.MakeRunDir("")
 	if err != nil {
 		return nil, nil, err
 	}

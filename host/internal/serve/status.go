@@ -24,13 +24,14 @@ type StatusReport struct {
 	HostState string `json:"host_state,omitempty"`
 }
 
-// writeStatus replaces the status file atomically.
+// writeStatus replaces the status file atomically, while the host holds its
+// lock.
 func (h *Host) writeStatus(stopped bool) {
-	if h.cfg.StatusFile == "" {
-		return
-	}
 	h.statusMu.Lock()
 	defer h.statusMu.Unlock()
+	if h.cfg.StatusFile == "" || h.lock == nil {
+		return
+	}
 	r := StatusReport{HostPid: os.Getpid(), Updated: time.Now().UTC(), Stopped: stopped, Plugins: h.Status()}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {

@@ -8,8 +8,8 @@ import "syscall"
 // CloseHandoff closes the host's end of the handoff socket only, as a host
 // that died would: the process must notice and exit.
 func (p *Process) CloseHandoff() error {
-	p.abandoned.Store(true)
-	return p.handoff.Close()
+	p.abandon.Store(true)
+	return p.hand.conn.Close()
 }
 
 // SocketDir is the directory the host made for the process's go-plugin

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -32,19 +31,24 @@ type Process struct {
 	// ProtocolVersion is the version go-plugin negotiated.
 	ProtocolVersion int
 
-	client      *plugin.Client
-	cmd         *exec.Cmd
-	handoff     *net.UnixConn
-	sender      *fdpass.Sender
-	sendMu      sync.Mutex
-	interrupted atomic.Bool
-	abandoned   atomic.Bool // CloseHandoff: the process must exit by itself
-	sockDir     string
-	stderr      *relay
-	stdout      *relay
+	client  *plugin.Client
+	cmd     *exec.Cmd
+	kill    context.CancelFunc // kills the process group (cmd.Cancel)
+	abandon atomic.Bool        // CloseHandoff: the process must exit by itself
+	log     hclog.Logger
+	hand    *handoff
+	sockDir string
+	stderr  *relay
+	stdout  *relay
 
 	exited   chan struct{} // closed when the process is gone
+	watching bool          // watch runs: exited will be closed
 	stopOnce sync.Once
+
+	life     context.Context // ends when the process is stopped or gone
+	endLife  context.CancelFunc
+	reasonMu sync.Mutex
+	reason   string // why the host killed it, for its death line
 }
 
 // LaunchConfig says how to start a plugin process.
@@ -59,21 +63,26 @@ type LaunchConfig struct {
 // Launch starts the plugin binary with go-plugin (gRPC, AutoMTLS, the binary's
 // SHA-256 in SecureConfig), gives it its end of a fresh handoff socket, and
 // connects to its control service. The process leads its own process group,
-// so that stopping it stops whatever it started.
-func Launch(lc LaunchConfig) (*Process, error) {
+// so that stopping it stops whatever it started. The start is bounded by
+// lc.StartTimeout and abandoned (the process killed) when ctx is done.
+func Launch(ctx context.Context, lc LaunchConfig) (*Process, error) {
 	hostEnd, childEnd, err := fdpass.Pair()
 	if err != nil {
 		return nil, err
 	}
 	defer childEnd.Close() // the child has its copy once started
 
-	sockDir, err := os.MkdirTemp(lc.RunDir, lc.Entry.Name+"-")
+	sockDir, err := makeSocketDir(lc.RunDir, lc.Entry.Name)
 	if err != nil {
 		hostEnd.Close()
-		return nil, fmt.Errorf("socket directory: %w", err)
+		return nil, err
 	}
 
-	cmd := exec.Command(lc.Entry.Path)
+	// The command's context is the process's kill switch: cancelling it
+	// kills the process group (cmd.Cancel), whatever go-plugin is doing.
+	killCtx, kill := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(killCtx, lc.Entry.Path)
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.ExtraFiles = []*os.File{childEnd}       // fd 3
 	cmd.Env = append(systemd.Env(os.Environ()), // only the host talks to systemd
 		protocol.HandoffFDEnv+"=3",
@@ -82,16 +91,22 @@ func Launch(lc LaunchConfig) (*Process, error) {
 	)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 
+	log := lc.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
 	p := &Process{
 		Name:    lc.Entry.Name,
 		cmd:     cmd,
-		handoff: hostEnd,
-		sender:  fdpass.NewSender(hostEnd),
+		kill:    kill,
+		log:     log,
+		hand:    newHandoff(hostEnd, log),
 		sockDir: sockDir,
-		stderr:  newRelay(lc.Logger, "stderr"),
-		stdout:  newRelay(lc.Logger, "stdout"),
+		stderr:  newRelay(log, "stderr"),
+		stdout:  newRelay(log, "stdout"),
 		exited:  make(chan struct{}),
 	}
+	p.life, p.endLife = context.WithCancel(context.Background())
 	p.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  protocol.Handshake,
 		VersionedPlugins: protocol.PluginSet(nil),
@@ -107,11 +122,19 @@ func Launch(lc LaunchConfig) (*Process, error) {
 		StartTimeout:     lc.StartTimeout,
 	})
 
-	// go-plugin bounds the start with StartTimeout.
-	if err := p.connect(); err != nil {
+	// go-plugin bounds the start with StartTimeout; ctx can cut it short.
+	abandon := context.AfterFunc(ctx, kill)
+	err = p.connect()
+	abandon()
+	if err != nil {
 		p.Kill()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("start abandoned: %w", ctx.Err())
+		}
 		return nil, p.startError(err)
 	}
+	p.Control = &boundClient{ControlClient: p.Control, life: p.life, timeout: controlTimeout}
+	p.watching = true
 	go p.watch()
 	return p, nil
 }
@@ -160,21 +183,16 @@ func (p *Process) startError(err error) error {
 }
 
 // watch notices the process's death the moment the kernel does: the plugin's
-// end of the handoff socket closes with it, and a read on the host's end
-// returns EOF. The plugin never writes on that socket.
+// end of the handoff socket closes with it, and reading the host's end (which
+// also carries the plugin's answers, see handoff) returns end of file.
 func (p *Process) watch() {
-	var b [1]byte
-	for {
-		_, err := p.handoff.Read(b[:])
-		if err != nil {
-			break
-		}
-	}
+	p.hand.run()
 	// Kill what the plugin may have left in its group (unless the host let
 	// go of it on purpose, to watch it keep its exit duties).
-	if p.Pid > 0 && !p.abandoned.Load() {
+	if p.Pid > 0 && !p.abandon.Load() {
 		_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 	}
+	p.endLife()
 	close(p.exited)
 }
 
@@ -200,32 +218,28 @@ func (p *Process) StderrTail() []string { return p.stderr.Tail() }
 // Panic returns the whole Go panic the plugin printed before it died, or "".
 func (p *Process) Panic() string { return p.stderr.Panic() }
 
-// sendTimeout bounds how long a handoff may wait for a plugin that does not
-// take its connections: past it the plugin is taken for wedged and replaced.
-const sendTimeout = 5 * time.Second
-
-// Send hands descriptors to the process. It is safe for concurrent use.
+// Send hands descriptors to the process; see handoff.Send for who owns
+// them afterwards. It is safe for concurrent use.
 func (p *Process) Send(kind fdpass.Kind, ids []uint64, fds []int) error {
-	p.sendMu.Lock()
-	defer p.sendMu.Unlock()
-	if p.interrupted.Load() {
-		return errInterrupted
-	}
-	_ = p.handoff.SetWriteDeadline(time.Now().Add(sendTimeout))
-	return p.sender.Send(kind, ids, fds)
+	return p.hand.Send(kind, ids, fds)
 }
 
-var errInterrupted = errors.New("handoff interrupted: the supervisor is stopping")
+// Ready waits until the process may be sent more connections (see
+// handoff.Ready).
+func (p *Process) Ready(ctx context.Context) error { return p.hand.Ready(ctx) }
 
 // interruptSend makes a Send in progress, and every later one, fail at once.
-func (p *Process) interruptSend() {
-	p.interrupted.Store(true)
-	_ = p.handoff.SetWriteDeadline(time.Unix(1, 0))
-}
+func (p *Process) interruptSend() { p.hand.interrupt() }
 
-// Drain asks the plugin to finish its connections within timeout.
+// Context is done when the process has exited or been stopped: a call or a
+// stream to the plugin that must not outlive it uses it (the Control client
+// ends every call with it).
+func (p *Process) Context() context.Context { return p.life }
+
+// Drain asks the plugin to finish its connections within timeout. The call
+// itself gets a second more.
 func (p *Process) Drain(ctx context.Context, timeout time.Duration) (forced uint64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout+2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, timeout+drainGrace)
 	defer cancel()
 	resp, err := p.Control.Drain(ctx, &protocol.DrainRequest{TimeoutMs: timeout.Milliseconds()})
 	if err != nil {
@@ -235,11 +249,22 @@ func (p *Process) Drain(ctx context.Context, timeout time.Duration) (forced uint
 }
 
 // Stop ends the process gracefully (go-plugin asks it to exit and kills it
-// after two seconds), kills its process group, and removes its socket
-// directory. It is safe to call more than once.
+// after two seconds), within stopTimeout whatever the plugin does: then its
+// process group is killed. It removes its socket directory. It is safe to
+// call more than once, and with Kill.
 func (p *Process) Stop() {
 	p.stopOnce.Do(func() {
-		p.client.Kill()
+		p.endLife()
+		// go-plugin's graceful stop waits for an RPC with no deadline: a
+		// stopped or deadlocked plugin never answers it.
+		done := goDone(p.client.Kill)
+		if !waitDone(done, stopTimeout) {
+			p.log.Warn("plugin did not stop in time; killing its process group", "pid", p.Pid, "waited", stopTimeout.String())
+			p.killGroup()
+			if !waitDone(done, killWait) {
+				p.log.Error("go-plugin did not let go of the killed plugin", "pid", p.Pid)
+			}
+		}
 		p.cleanup()
 	})
 }
@@ -247,19 +272,69 @@ func (p *Process) Stop() {
 // Kill ends the process and its group at once.
 func (p *Process) Kill() {
 	p.stopOnce.Do(func() {
-		if p.cmd.Process != nil {
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		p.endLife()
+		p.killGroup()
+		if !waitDone(goDone(p.client.Kill), killWait) {
+			p.log.Error("go-plugin did not let go of the killed plugin", "pid", p.Pid)
 		}
-		p.client.Kill()
 		p.cleanup()
 	})
 }
 
-func (p *Process) cleanup() {
-	if p.cmd.Process != nil {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+// goDone runs f on a goroutine of its own and returns a channel closed when
+// f returns. Its owner waits with waitDone; go-plugin's waits that f makes end
+// when the process is gone, which the owner makes sure of.
+func goDone(f func()) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	return done
+}
+
+func waitDone(done <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
 	}
-	p.handoff.Close()
+}
+
+// killFor kills the process for a reason the host found (it is frozen), which
+// its death line gives.
+func (p *Process) killFor(reason string) {
+	p.reasonMu.Lock()
+	p.reason = reason
+	p.reasonMu.Unlock()
+	p.killGroup()
+}
+
+// killReason is why the host killed the process, or "".
+func (p *Process) killReason() string {
+	p.reasonMu.Lock()
+	defer p.reasonMu.Unlock()
+	return p.reason
+}
+
+func (p *Process) killGroup() {
+	p.kill() // through exec, which knows whether the process was started
+	if p.Pid > 0 {
+		_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
+	}
+}
+
+func (p *Process) cleanup() {
+	p.killGroup()
+	// The plugin's end closes when it dies: then watch has read every
+	// answer it wrote and given back what it did not take.
+	if p.watching {
+		waitDone(p.exited, killWait)
+	}
+	p.hand.conn.Close()
+	if p.watching {
+		<-p.exited
+	}
 	os.RemoveAll(p.sockDir)
 }
 

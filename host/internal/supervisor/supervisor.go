@@ -17,6 +17,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -37,7 +38,7 @@ type Listener interface {
 // Probe launches a plugin process and asks it what it is. It checks that the
 // plugin's name is the one its binary is named after.
 func Probe(ctx context.Context, lc LaunchConfig) (*Process, *protocol.Description, error) {
-	p, err := Launch(lc)
+	p, err := Launch(ctx, lc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -52,6 +53,7 @@ func Probe(ctx context.Context, lc LaunchConfig) (*Process, *protocol.Descriptio
 		p.Kill()
 		return nil, nil, fmt.Errorf("binary sockplay-%s says its name is %q", lc.Entry.Name, d.GetName())
 	}
+	p.hand.answers.Store(protocol.HasFeature(d, protocol.FeatureHandoffAck))
 	return p, d, nil
 }
 
@@ -108,6 +110,12 @@ type Config struct {
 	Standby bool
 	// OnChange, if set, is called after every change of state.
 	OnChange func()
+	// HealthInterval is how often the serving process is asked for its
+	// Health (0: never); HealthTimeout is each call's deadline. A process
+	// that misses healthFailures in a row is taken for frozen, killed and
+	// restarted (a crash).
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
 }
 
 // Status is a snapshot of a supervised plugin.
@@ -243,10 +251,14 @@ func (s *Supervisor) current() *Process {
 	return s.proc
 }
 
-// serve hands connections to proc until it dies or the supervisor stops.
+// serve hands connections to proc until it dies or the supervisor stops,
+// and checks meanwhile that it answers.
 func (s *Supervisor) serve(proc *Process) {
 	ctx, cancel := context.WithCancel(s.ctx)
-	defer cancel()
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	proc.hand.setRequeue(s.requeue)
+	wg.Go(func() { s.checkHealth(ctx, proc) })
 	served := make(chan error, 1)
 	go func() { served <- s.cfg.Listener.Serve(ctx, proc) }()
 	select {
@@ -262,7 +274,7 @@ func (s *Supervisor) serve(proc *Process) {
 		if s.ctx.Err() != nil {
 			return
 		}
-		if !errors.Is(err, net.ErrClosed) {
+		if !errors.Is(err, net.ErrClosed) && !errors.Is(err, errExited) {
 			s.log.Warn("handoff failed; replacing the process", "pid", proc.Pid, "error", err)
 		}
 		select {
@@ -345,6 +357,9 @@ func (s *Supervisor) restart(dead *Process) *Process {
 func (s *Supervisor) reap(dead *Process) string {
 	dead.Kill()
 	status := dead.ExitStatus()
+	if reason := dead.killReason(); reason != "" {
+		status += " (" + reason + ")"
+	}
 	args := []any{"pid", dead.Pid, "status", status}
 	if p := dead.Panic(); p != "" {
 		args = append(args, "panic", p)
@@ -471,6 +486,19 @@ func (s *Supervisor) recordCrash() int {
 	return len(recent)
 }
 
+// requeue gives connections back to the listener, which sends them to the
+// next process: those the plugin returned, and those it left unanswered when
+// it exited. A listener that cannot take them back closes them.
+func (s *Supervisor) requeue(ids []uint64, fds []int) {
+	if r, ok := s.cfg.Listener.(interface{ Requeue([]uint64, []int) }); ok {
+		r.Requeue(ids, fds)
+		return
+	}
+	for _, fd := range fds {
+		syscall.Close(fd)
+	}
+}
+
 // fail marks the plugin failed and closes its listener, so that its clients
 // are refused rather than left waiting.
 func (s *Supervisor) fail(crashes int, status string) {
@@ -488,12 +516,19 @@ func (s *Supervisor) Shutdown(drainTimeout time.Duration) {
 	<-s.done
 	proc := s.current()
 	if proc != nil {
-		if forced, err := proc.Drain(context.Background(), drainTimeout); err != nil {
-			s.log.Warn("drain failed", "pid", proc.Pid, "error", rpcMessage(err))
-		} else if forced > 0 {
+		forced, err := proc.Drain(context.Background(), drainTimeout)
+		switch {
+		case err != nil:
+			// A plugin that does not answer Drain will not answer
+			// go-plugin's graceful stop either.
+			s.log.Warn("drain failed; killing the plugin", "pid", proc.Pid, "error", rpcMessage(err))
+			proc.Kill()
+		case forced > 0:
 			s.log.Warn("drain timeout: connections closed", "pid", proc.Pid, "forced", forced)
+			proc.Stop()
+		default:
+			proc.Stop()
 		}
-		proc.Stop()
 	}
 	s.set(func() {
 		if s.state != Failed {
@@ -511,6 +546,21 @@ func (s *Supervisor) Kill() {
 	s.cfg.Listener.Close()
 	<-s.done
 	s.set(func() { s.state = Stopped })
+}
+
+// KillGroups kills the process groups of the plugin's processes and returns
+// without waiting for anything: the host's last resort when a stop hangs.
+func (s *Supervisor) KillGroups() {
+	s.cancel()
+	s.mu.Lock()
+	procs := []*Process{s.proc, s.spare}
+	s.mu.Unlock()
+	for _, p := range procs {
+		if p != nil {
+			p.killGroup()
+		}
+	}
+	s.cfg.Listener.Close()
 }
 
 // Done is closed when Run has returned.
