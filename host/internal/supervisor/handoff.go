@@ -133,6 +133,11 @@ func (h *handoff) Send(kind fdpass.Kind, ids []uint64, fds []int) error {
 // handoff-ack, it has read what it was sent). It returns ctx's error, or
 // errExited when the process is gone.
 func (h *handoff) Ready(ctx context.Context) error {
+	select {
+	case <-h.done:
+		return errExited
+	default:
+	}
 	if !h.answers.Load() {
 		return h.readyUnanswered(ctx)
 	}

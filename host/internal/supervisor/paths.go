@@ -63,11 +63,15 @@ func makeSocketDir(runDir, name string) (string, error) {
 // where it fits, and says so in fallback. When none fits, the error names the
 // limit.
 func MakeRunDir(base string) (dir, fallback string, err error) {
+	return makeRunDir(base, []string{os.Getenv("XDG_RUNTIME_DIR"), "/tmp"})
+}
+
+func makeRunDir(base string, others []string) (dir, fallback string, err error) {
 	if base == "" {
 		base = os.TempDir()
 	}
 	candidates := []string{base}
-	for _, c := range []string{os.Getenv("XDG_RUNTIME_DIR"), "/tmp"} {
+	for _, c := range others {
 		if c != "" && filepath.IsAbs(c) && c != base {
 			candidates = append(candidates, c)
 		}
