@@ -51,10 +51,15 @@ var (
 	buildErr  error
 )
 
+// BinEnv names a directory of binaries already built (by the test process
+// that started this one, say in another network namespace): Bin uses it
+// instead of building, and Main leaves it.
+const BinEnv = "SOCKPLAY_E2E_BIN"
+
 // Main runs the tests and removes the build directory.
 func Main(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
+	if buildDir != "" && os.Getenv(BinEnv) == "" {
 		os.RemoveAll(buildDir)
 	}
 	os.Exit(code)
@@ -77,7 +82,13 @@ func ModuleRoot() (string, error) {
 // test plugins into one directory, once per test process, and returns it.
 func Bin(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() { buildDir, buildErr = build() })
+	buildOnce.Do(func() {
+		if dir := os.Getenv(BinEnv); dir != "" {
+			buildDir = dir
+			return
+		}
+		buildDir, buildErr = build()
+	})
 	if buildErr != nil {
 		t.Fatalf("e2e: build: %v", buildErr)
 	}
@@ -240,7 +251,7 @@ func start(t testing.TB, cfg Config) (*Host, error) {
 	args = append(args, cfg.Args...)
 	h := &Host{t: t, stdout: &Buffer{}, stderr: &Buffer{}, exited: make(chan struct{}), Plugins: map[string]Plugin{}, Dir: dir}
 	h.cmd = exec.Command(filepath.Join(bin, "sockplay"), args...)
-	h.cmd.Env = append(os.Environ(), cfg.Env...)
+	h.cmd.Env = append(Env(t), cfg.Env...)
 	h.cmd.Stdout = h.stdout
 	h.cmd.Stderr = h.stderr
 	if err := h.cmd.Start(); err != nil {
@@ -396,6 +407,7 @@ func RunBinary(t testing.TB, name string, stdin []byte, args ...string) (stdout,
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	cmd.Stdin = bytes.NewReader(stdin)
+	cmd.Env = Env(t)
 	cmd.SysProcAttr = ownGroup()
 	err := cmd.Run()
 	code = cmd.ProcessState.ExitCode()
@@ -406,6 +418,15 @@ func RunBinary(t testing.TB, name string, stdin []byte, args ...string) (stdout,
 		t.Fatalf("e2e: %s %v: %v", name, args, err)
 	}
 	return o.String(), e.String(), code
+}
+
+// Env is the environment of every command the harness runs: this process's,
+// with XDG_RUNTIME_DIR in a temporary directory of the test's, so that a
+// command that falls back on the user's default status file
+// ($XDG_RUNTIME_DIR/sockplay/status.json) neither reads nor writes the real
+// one, nor finds it locked by a host the user runs (`make run`).
+func Env(t testing.TB) []string {
+	return append(os.Environ(), "XDG_RUNTIME_DIR="+t.TempDir())
 }
 
 // Buffer is a bytes.Buffer safe for one writer and many readers.

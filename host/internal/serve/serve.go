@@ -31,6 +31,7 @@ const ReadyLine = "sockplay: serving"
 // Host is a running set of supervised plugins.
 type Host struct {
 	lock     *os.File // the status file's (lock.go); nil without one
+	serving  bool     // under statusMu: Start succeeded
 	cfg      config.Config
 	log      hclog.Logger
 	runDir   string
@@ -164,6 +165,9 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 	if err := tw.Flush(); err != nil {
 		return nil, err
 	}
+	h.statusMu.Lock()
+	h.serving = true // from now on the status file is this host's to write
+	h.statusMu.Unlock()
 	h.writeStatus(false)
 	fmt.Fprintf(out, "%s %d %s; Ctrl-C stops\n", ReadyLine, len(h.sups), plural(len(h.sups), "plugin", "plugins"))
 	return h, nil

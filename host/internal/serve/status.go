@@ -24,12 +24,13 @@ type StatusReport struct {
 	HostState string `json:"host_state,omitempty"`
 }
 
-// writeStatus replaces the status file atomically, while the host holds its
-// lock.
+// writeStatus replaces the status file atomically, once the host serves and
+// while it holds the file's lock: a host that failed to start leaves the
+// file as it was.
 func (h *Host) writeStatus(stopped bool) {
 	h.statusMu.Lock()
 	defer h.statusMu.Unlock()
-	if h.cfg.StatusFile == "" || h.lock == nil {
+	if h.cfg.StatusFile == "" || h.lock == nil || !h.serving {
 		return
 	}
 	r := StatusReport{HostPid: os.Getpid(), Updated: time.Now().UTC(), Stopped: stopped, Plugins: h.Status()}

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -43,11 +44,18 @@ const (
 	// the limits above make rare: past it the handoff fails and the plugin
 	// is replaced.
 	sendTimeout = 5 * time.Second
+	// answerTimeout is how long a plugin may leave maxUnanswered
+	// connections unanswered while its control service answers (a stopped
+	// or deadlocked one is found by the health check first): past it the
+	// handoff fails and the plugin is replaced, and its successor gets the
+	// connections.
+	answerTimeout = 10 * time.Second
 )
 
 var (
 	errInterrupted = errors.New("handoff interrupted: the supervisor is stopping")
 	errExited      = errors.New("plugin process exited")
+	errStalled     = errors.New("the plugin is not taking connections")
 )
 
 type handoff struct {
@@ -70,12 +78,14 @@ type handoff struct {
 	answered   chan struct{} // a token when an answer came in
 	returned   uint64        // connections returned, in all
 
+	answerTimeout time.Duration // answerTimeout; tests shorten it
+
 	returnLog plog.Limiter
 }
 
 func newHandoff(c *net.UnixConn, log hclog.Logger) *handoff {
 	return &handoff{conn: c, sender: fdpass.NewSender(c), log: log, done: make(chan struct{}),
-		inflight: map[uint64]int{}, answered: make(chan struct{}, 1)}
+		inflight: map[uint64]int{}, answered: make(chan struct{}, 1), answerTimeout: answerTimeout}
 }
 
 // setRequeue says where connections go back to: those the plugin returns and
@@ -141,6 +151,7 @@ func (h *handoff) Ready(ctx context.Context) error {
 	if !h.answers.Load() {
 		return h.readyUnanswered(ctx)
 	}
+	var stalled time.Time // since when the window has been full without an answer
 	for {
 		h.mu.Lock()
 		wait := time.Until(h.pauseUntil)
@@ -149,21 +160,29 @@ func (h *handoff) Ready(ctx context.Context) error {
 		if wait <= 0 && !full {
 			return nil
 		}
-		var timer *time.Timer
-		var expired <-chan time.Time
-		if wait > 0 {
-			timer = time.NewTimer(wait)
-			expired = timer.C
+		if !full {
+			stalled = time.Time{}
+		} else if stalled.IsZero() {
+			stalled = time.Now()
+		} else if time.Since(stalled) >= h.answerTimeout {
+			return fmt.Errorf("%w: %d unanswered for %s", errStalled, maxUnanswered, h.answerTimeout)
 		}
+		if full {
+			wait = max(wait, h.answerTimeout-time.Since(stalled))
+		}
+		timer := time.NewTimer(wait)
+		answered := false
 		select {
 		case <-h.answered:
-		case <-expired:
+			answered = true
+		case <-timer.C:
 		case <-ctx.Done():
 		case <-h.done:
 		}
-		if timer != nil {
-			timer.Stop()
+		if answered {
+			stalled = time.Time{}
 		}
+		timer.Stop()
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -179,12 +198,16 @@ func (h *handoff) Ready(ctx context.Context) error {
 // than maxUnreadBytes unread: it is not taking what it is sent (stopped,
 // deadlocked, or slower than the clients), and what it holds unread is lost
 // if it is replaced. There is no wakeup for "the peer read", so it polls,
-// from 1 ms doubling to 100 ms.
+// from 1 ms doubling to 100 ms; past answerTimeout the handoff fails.
 func (h *handoff) readyUnanswered(ctx context.Context) error {
 	delay := time.Millisecond
+	start := time.Now()
 	for {
 		if q, err := h.unread(); err != nil || q <= maxUnreadBytes {
 			return nil
+		}
+		if time.Since(start) >= h.answerTimeout {
+			return fmt.Errorf("%w: over %d KiB of messages unread for %s", errStalled, maxUnreadBytes>>10, h.answerTimeout)
 		}
 		t := time.NewTimer(delay)
 		select {

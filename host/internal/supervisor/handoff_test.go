@@ -246,6 +246,18 @@ func TestHandoffWindow(t *testing.T) {
 	if err := ready(t, h, 10*time.Second); err != nil {
 		t.Fatalf("Ready after an answer: %v", err)
 	}
+
+	// A plugin that stays full without answering (its control service
+	// fine, its handoff loop stuck) is not taking connections: the handoff
+	// fails, so that the supervisor replaces it.
+	more, _ := conns(t, 1)
+	if err := h.Send(fdpass.Conn, []uint64{1000}, more); err != nil {
+		t.Fatal(err)
+	}
+	h.answerTimeout = 100 * time.Millisecond
+	if err := ready(t, h, 10*time.Second); !errors.Is(err, errStalled) {
+		t.Fatalf("Ready with the window full and no answer: %v, want errStalled", err)
+	}
 }
 
 // When the plugin's end closes (it died), every connection it left
@@ -309,6 +321,11 @@ func TestHandoffWithoutAnswers(t *testing.T) {
 	if err := ready(t, h, 50*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Ready with %d messages unread: %v, want it to wait", sent, err)
 	}
+	h.answerTimeout = 100 * time.Millisecond
+	if err := ready(t, h, 10*time.Second); !errors.Is(err, errStalled) {
+		t.Fatalf("Ready with messages unread for long: %v, want errStalled", err)
+	}
+	h.answerTimeout = answerTimeout
 	for range sent {
 		for _, g := range fp.recv(t) {
 			g.File.Close()

@@ -55,10 +55,13 @@
 //     process that replaces it;
 //   - the host stops sending to a plugin with 128 connections unanswered
 //     (one that is alive but not reading: stopped or deadlocked), so new
-//     clients wait in the backlog until it answers or is replaced.
+//     clients wait in the backlog until it answers or is replaced; one that
+//     answers none of them for 10 s is replaced.
 //
 // A plugin without the feature never writes on the socket; the host closes
-// its copies as soon as sendmsg succeeds.
+// its copies as soon as sendmsg succeeds, holds back while the plugin leaves
+// more than 32 KiB of messages unread (SIOCOUTQ, about 40 messages), and
+// replaces it when that lasts 10 s.
 package fdpass
 
 import (
