@@ -276,6 +276,7 @@ func (s *Supervisor) serve(proc *Process) {
 		}
 		if !errors.Is(err, net.ErrClosed) && !errors.Is(err, errExited) {
 			s.log.Warn("handoff failed; replacing the process", "pid", proc.Pid, "error", err)
+			proc.killFor("handoff failed: " + err.Error())
 		}
 		select {
 		case <-proc.Exited():
