@@ -181,7 +181,7 @@ func TestFrozenPluginReplaced(t *testing.T) {
 	cs := sendLines(t, h.Addr("echo"), n, "frozen")
 	h.WaitLog("plugin is alive but not answering; killing it to restart it", 30*time.Second)
 	waitAnswers(t, cs, make([]bool, n))
-	if e2e.Alive(pid) {
+	if left := e2e.WaitGone([]int{pid}, 5*time.Second); len(left) > 0 {
 		t.Fatalf("the stopped process %d is still there", pid)
 	}
 	h.WaitLog("plugin exited with connections unanswered; they go to the next process", 5*time.Second)
