@@ -63,6 +63,8 @@ type fileBody struct {
 	RestartBackoffMax *string       `hcl:"restart_backoff_max,optional"`
 	Handoff           *string       `hcl:"handoff,optional"`
 	Standby           *bool         `hcl:"standby,optional"`
+	HealthInterval    *string       `hcl:"health_interval,optional"`
+	HealthTimeout     *string       `hcl:"health_timeout,optional"`
 	StatusFile        *string       `hcl:"status_file,optional"`
 	Plugins           []pluginBlock `hcl:"plugin,block"`
 }
@@ -247,6 +249,8 @@ func (f *File) Apply(c *Config, log *Logging, changed func(flag string) bool) er
 		{"start_timeout", b.StartTimeout, &c.StartTimeout},
 		{"crash_window", b.CrashWindow, &c.CrashWindow},
 		{"restart_backoff_max", b.RestartBackoffMax, &c.BackoffMax},
+		{"health_interval", b.HealthInterval, &c.HealthInterval},
+		{"health_timeout", b.HealthTimeout, &c.HealthTimeout},
 	} {
 		if err := dur(d.key, d.v, d.dst); err != nil {
 			return err

@@ -37,6 +37,8 @@ drain_timeout = "3s"
 log_level     = "debug"
 handoff       = "listener"
 standby       = true
+health_interval = "500ms"
+health_timeout  = "3s"
 plugin "*" {
   max_conns       = 50
   rate_per_source = "30/m:4"
@@ -55,6 +57,7 @@ plugin "chat" { proxy_protocol = ["127.0.0.2"] }
 	}
 	if c.Admin != "127.0.0.1:12380" || c.Listen["echo"] != "127.0.0.1:12348" || c.Set["echo"]["linger"] != "10ms" ||
 		c.DrainTimeout != 3*time.Second || log.Level != "debug" || c.Handoff != "listener" || !c.Standby ||
+		c.HealthInterval != 500*time.Millisecond || c.HealthTimeout != 3*time.Second ||
 		strings.Join(c.Enable, ",") != "echo,chat" {
 		t.Fatalf("applied: %+v, log %+v", c, log)
 	}
