@@ -17,7 +17,7 @@ BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
 MANOUT   ?= man
 
-.PHONY: all build run test check bench setup generate clean install man
+.PHONY: all build run test check bench bench-files setup generate clean install man
 
 all: build
 
@@ -43,6 +43,11 @@ setup:
 
 bench: build
 	bash scripts/bench.sh
+
+# filexfer put and get of 1 GiB against rsync's daemon on loopback (installs
+# rsync when missing): `make bench-files BENCH_FILES_ARGS='--rounds 9 --scale'`.
+bench-files: build
+	bash scripts/bench-files.sh $(BENCH_FILES_ARGS)
 
 generate:
 	$(GO) generate ./...

@@ -406,7 +406,9 @@ func (o *clientOpts) getOnce(c *conn, f *os.File, remote string) error {
 	// do: on the machine measured (README.md) that was faster than leaving
 	// a gigabyte of dirty pages to the kernel, and no slower elsewhere.
 	wb := &writeback{f: f, base: off}
-	rc := receiver{w: f, h: h,
+	dw := newDirectWriter(f, off, true)
+	defer dw.restore()
+	rc := receiver{w: dw, h: h, base: off,
 		deadline: func() { _ = c.c.SetReadDeadline(time.Now().Add(clientTimeout)) },
 		written: func(n int64) {
 			_ = bar.Set64(off + n)

@@ -33,6 +33,7 @@ func Plugin() sdk.Plugin {
 			{Name: "maxtransfers", Default: "16", Help: "most GET, PUT and SUM transfers at once; more are refused as busy"},
 			{Name: "lockwait", Default: "5s", Help: "how long an upload waits for another upload to the same name before it is refused as busy"},
 			{Name: "idle", Default: "2m", Help: "close a connection that moves no bytes for this long"},
+			{Name: "direct", Default: "true", Help: "write uploads with O_DIRECT where the file system allows it (no copy into the page cache); false: through the page cache"},
 		},
 		TCP:      newHandler,
 		Commands: commands(),
@@ -49,12 +50,13 @@ type Config struct {
 	MaxTransfers int
 	LockWait     time.Duration
 	Idle         time.Duration
+	Direct       bool // write uploads with O_DIRECT where the file system allows it
 }
 
 // DefaultConfig returns the defaults of Plugin's options, with neither root
 // nor push set.
 func DefaultConfig() Config {
-	return Config{MaxFile: 16 << 30, MaxTransfers: 16, LockWait: 5 * time.Second, Idle: 2 * time.Minute}
+	return Config{MaxFile: 16 << 30, MaxTransfers: 16, LockWait: 5 * time.Second, Idle: 2 * time.Minute, Direct: true}
 }
 
 // Validate reports the first thing wrong with c. Neither Push nor Root is not
@@ -111,6 +113,9 @@ func configFrom(cfg sdk.Config) (Config, error) {
 		return c, err
 	}
 	if c.Idle, err = cfg.Duration("idle"); err != nil {
+		return c, err
+	}
+	if c.Direct, err = cfg.Bool("direct"); err != nil {
 		return c, err
 	}
 	return c, c.Validate()

@@ -386,7 +386,9 @@ func (s *Server) put(log hclog.Logger, c net.Conn, br *bufio.Reader, name string
 	}
 
 	wb := &writeback{f: f, base: off}
-	rc := receiver{w: f, h: h, deadline: func() { _ = c.SetReadDeadline(time.Now().Add(s.cfg.Idle)) },
+	dw := newDirectWriter(f, off, s.cfg.Direct)
+	defer dw.restore()
+	rc := receiver{w: dw, h: h, base: off, deadline: func() { _ = c.SetReadDeadline(time.Now().Add(s.cfg.Idle)) },
 		written: func(n int64) {
 			wb.advance(n)
 			if s.hooks.received != nil {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // The data path of both ends: sendRange (sendfile) and sendHashed send a
@@ -138,10 +139,14 @@ var recvPool = sync.Pool{New: func() any { return new([recvBufSize]byte) }}
 
 // receiver says where receive puts the bytes it reads.
 type receiver struct {
-	w        io.Writer     // usually the *os.File; tests put a failing writer here
+	w        io.Writer     // a *directWriter on the file; tests put a failing writer here
 	h        hash.Hash     // gets the bytes written to w, in order
 	deadline func()        // called before each read from the connection
 	written  func(n int64) // called after each write with the total written so far
+	// base is the file offset of the first byte. When it is not a multiple
+	// of dioAlign the first read stops at the next multiple, so that every
+	// later write is aligned for O_DIRECT.
+	base int64
 }
 
 // receive reads n bytes from r and writes them to rc.w, and hashes what it
@@ -220,7 +225,11 @@ func receive(r io.Reader, n int64, rc receiver) (read, written int64, err error)
 	}
 	for read < n && !failed.Load() {
 		b := buffer()
-		b = b[:min(int64(cap(b)), n-read)]
+		want := min(int64(cap(b)), n-read)
+		if r := (rc.base + read) % dioAlign; r != 0 {
+			want = min(want, dioAlign-r)
+		}
+		b = b[:want]
 		if rc.deadline != nil {
 			rc.deadline()
 		}
@@ -250,6 +259,79 @@ func receive(r io.Reader, n int64, rc receiver) (read, written int64, err error)
 	}
 	return read, written, err
 }
+
+// dioAlign is the alignment O_DIRECT asks of a write's buffer address, file
+// offset and length: 4096 covers the logical block sizes in use (512 and
+// 4096 bytes).
+const dioAlign = 4096
+
+// directWriter writes a file sequentially from an offset, with O_DIRECT
+// whenever a write is aligned (the disk reads the bytes straight from the
+// buffer: no copy into the page cache and nothing left dirty for the fsync at
+// the end), and through the page cache otherwise: the unaligned head of a
+// resumed transfer, the tail of the file, a small file. A file system that
+// refuses O_DIRECT (fcntl, or the first direct write, fails with EINVAL) is
+// written through the page cache throughout. Call restore when done.
+type directWriter struct {
+	f       *os.File
+	pos     int64
+	flags   int  // the descriptor's status flags before O_DIRECT
+	direct  bool // O_DIRECT is set now
+	refused bool // the file system refused O_DIRECT: do not try again
+	// setFlags and write are the system calls; tests replace them.
+	setFlags func(flags int) error
+	write    func(p []byte) (int, error)
+	// directBytes counts what went with O_DIRECT, for tests.
+	directBytes int64
+}
+
+func newDirectWriter(f *os.File, pos int64, enable bool) *directWriter {
+	d := &directWriter{f: f, pos: pos, refused: true, write: f.Write}
+	if enable {
+		var err error
+		d.flags, d.setFlags, err = statusFlags(f)
+		d.refused = err != nil || oDirect == 0
+	}
+	return d
+}
+
+func (d *directWriter) Write(p []byte) (int, error) {
+	aligned := len(p) > 0 && d.pos%dioAlign == 0 && len(p)%dioAlign == 0 &&
+		uintptr(unsafe.Pointer(&p[0]))%dioAlign == 0
+	d.use(aligned && !d.refused)
+	n, err := d.write(p)
+	if d.direct && n == 0 && errors.Is(err, syscall.EINVAL) {
+		d.refused = true
+		d.use(false)
+		n, err = d.write(p)
+	}
+	if d.direct {
+		d.directBytes += int64(n)
+	}
+	d.pos += int64(n)
+	return n, err
+}
+
+// use sets or clears O_DIRECT; a refusal to set it is remembered.
+func (d *directWriter) use(direct bool) {
+	if direct == d.direct {
+		return
+	}
+	flags := d.flags
+	if direct {
+		flags |= oDirect
+	}
+	if err := d.setFlags(flags); err != nil {
+		d.refused = true
+		if direct {
+			return
+		}
+	}
+	d.direct = direct
+}
+
+// restore clears O_DIRECT, for what the file is used for next.
+func (d *directWriter) restore() { d.use(false) }
 
 // writeback asks the kernel to start writing a file's dirty pages to disk as
 // they accumulate (sync_file_range(2) with SYNC_FILE_RANGE_WRITE, which does

@@ -7,6 +7,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// oDirect is the O_DIRECT open flag.
+const oDirect = unix.O_DIRECT
+
+// statusFlags returns f's file status flags (F_GETFL) and a function that
+// sets them (F_SETFL), for directWriter.
+func statusFlags(f *os.File) (int, func(int) error, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, nil, err
+	}
+	var flags int
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil {
+		return 0, nil, err
+	}
+	if ferr != nil {
+		return 0, nil, ferr
+	}
+	set := func(flags int) error {
+		var ferr error
+		if err := rc.Control(func(fd uintptr) { _, ferr = unix.FcntlInt(fd, unix.F_SETFL, flags) }); err != nil {
+			return err
+		}
+		return ferr
+	}
+	return flags, set, nil
+}
+
 // adviseSequential tells the kernel f is read from start to end, which
 // doubles its read-ahead. Only a hint: errors are ignored.
 func adviseSequential(f *os.File) {

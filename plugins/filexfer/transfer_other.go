@@ -7,6 +7,15 @@ import (
 	"os"
 )
 
+// oDirect is 0 where directWriter does not use O_DIRECT: every write goes
+// through the page cache.
+const oDirect = 0
+
+// statusFlags: O_DIRECT is used on Linux only.
+func statusFlags(*os.File) (int, func(int) error, error) {
+	return 0, nil, errors.New("O_DIRECT is used on Linux only")
+}
+
 // adviseSequential is a hint the kernel takes on Linux only.
 func adviseSequential(*os.File) {}
 
