@@ -135,7 +135,19 @@ const (
 	flushEvery = 8 << 20
 )
 
-var recvPool = sync.Pool{New: func() any { return new([recvBufSize]byte) }}
+// recvPool holds receive buffers; each is one more dioAlign than it needs,
+// so that an aligned recvBufSize slice fits in it (see aligned).
+var recvPool = sync.Pool{New: func() any { return new([recvBufSize + dioAlign]byte) }}
+
+// aligned returns the recvBufSize bytes of p that start at a multiple of
+// dioAlign.
+func aligned(p *[recvBufSize + dioAlign]byte) []byte {
+	off := 0
+	if rem := int(uintptr(unsafe.Pointer(&p[0])) % dioAlign); rem != 0 {
+		off = dioAlign - rem
+	}
+	return p[off : off+recvBufSize : off+recvBufSize]
+}
 
 // receiver says where receive puts the bytes it reads.
 type receiver struct {
@@ -152,11 +164,12 @@ type receiver struct {
 // receive reads n bytes from r and writes them to rc.w, and hashes what it
 // wrote into rc.h. Three goroutines share the work, each on its own buffer:
 // this one reads from the connection, one writes to the file, one hashes, so
-// that a copy, a write and a hash run at the same time on different cores.
-// The bytes pass through this process once (read, then write, then hashed
-// from the same buffer); splice(2) would save the read's copy but need the
-// file read back for the hash, and would lose count of the bytes taken from
-// the socket when a write fails.
+// that a read, a write and a hash run at the same time on different cores.
+// The bytes are copied once, from the socket into the buffer; the file is
+// written from it with O_DIRECT where it can be (directWriter), so the disk
+// takes them from there, and the hash reads the same buffer. splice(2) would
+// need the file read back for the hash, and loses count of the bytes taken
+// from the socket when a write fails.
 //
 // It returns how many bytes it read from r and how many reached rc.w. A
 // failed write is a *storageError; receive then stops reading, so read may
@@ -204,7 +217,7 @@ func receive(r io.Reader, n int64, rc receiver) (read, written int64, err error)
 	}()
 
 	size := int(min(recvBufSize, n))
-	var pooled []*[recvBufSize]byte
+	var pooled []*[recvBufSize + dioAlign]byte
 	made := 0
 	buffer := func() []byte {
 		select {
@@ -217,17 +230,17 @@ func receive(r io.Reader, n int64, rc receiver) (read, written int64, err error)
 			if size < recvBufSize {
 				return make([]byte, size)
 			}
-			p := recvPool.Get().(*[recvBufSize]byte)
+			p := recvPool.Get().(*[recvBufSize + dioAlign]byte)
 			pooled = append(pooled, p)
-			return p[:]
+			return aligned(p)
 		}
 		return <-free
 	}
 	for read < n && !failed.Load() {
 		b := buffer()
 		want := min(int64(cap(b)), n-read)
-		if r := (rc.base + read) % dioAlign; r != 0 {
-			want = min(want, dioAlign-r)
+		if rem := (rc.base + read) % dioAlign; rem != 0 {
+			want = min(want, dioAlign-rem)
 		}
 		b = b[:want]
 		if rc.deadline != nil {
