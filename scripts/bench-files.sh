@@ -128,7 +128,7 @@ measure() {
 	# rsync's daemon counts a child's CPU once it has reaped it.
 	for _ in $(seq 50); do pgrep -P "$pid" >/dev/null 2>&1 || break; sleep 0.02; done
 	c1=$(cpu_of "$pid" $fields)
-	awk -v w=$((t1 - t0)) -v c="$cli" -v a="$c0" -v b="$c1" 'BEGIN { split(c, u, " "); printf "%d %.3f", w, u[1] + u[2] + b - a }'
+	awk -v w=$((t1 - t0)) -v c="$cli" -v a="$c0" -v b="$c1" 'BEGIN { split(c, u, " "); printf "%.0f %.3f", w, u[1] + u[2] + b - a }'
 }
 
 # One measurement; prints "MIB_PER_S CPU_S_PER_GIB".
