@@ -82,7 +82,7 @@ func (rt *runtime) receive(r *fdpass.Receiver, answer *fdpass.Sender) {
 // taken, the others as returned. It returns how many it returned, and why.
 func (rt *runtime) take(srv *Server, psrv *PacketServer, batch []fdpass.Handoff, answer *fdpass.Sender) (int, error) {
 	var conns []net.Conn
-	var taken, returned []uint64
+	var ids, taken, returned []uint64
 	var cause error
 	for _, h := range batch {
 		if h.Kind != fdpass.Conn || srv == nil {
@@ -101,6 +101,7 @@ func (rt *runtime) take(srv *Server, psrv *PacketServer, batch []fdpass.Handoff,
 		switch {
 		case err == nil:
 			conns = append(conns, c)
+			ids = append(ids, h.ID)
 			taken = append(taken, h.ID)
 		case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
 			returned = append(returned, h.ID)
@@ -117,8 +118,8 @@ func (rt *runtime) take(srv *Server, psrv *PacketServer, batch []fdpass.Handoff,
 	if len(returned) > 0 {
 		_ = answer.Send(fdpass.Returned, returned, nil)
 	}
-	for _, c := range conns {
-		srv.ServeConn(c)
+	for i, c := range conns {
+		srv.serveConn(ids[i], c) // the host's id, for the events
 	}
 	return len(returned), cause
 }

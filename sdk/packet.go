@@ -87,6 +87,9 @@ type PacketServer struct {
 	running int // handler goroutines not yet returned
 	wg      sync.WaitGroup
 	panics  uint64
+
+	// events, when set, counts the datagrams (and traces them).
+	events *eventQueue
 }
 
 // NewPacketServer returns a PacketServer that runs h.
@@ -107,10 +110,14 @@ func (s *PacketServer) Serve(pc net.PacketConn) {
 		pc.Close()
 		return
 	}
+	s.pcs = append(s.pcs, pc)
+	if s.events != nil {
+		// Under the gate: every datagram read is counted, refused ones too.
+		pc = observePacketConn(pc, s.events)
+	}
 	if s.gate != nil {
 		pc = s.gate.PacketConn(pc)
 	}
-	s.pcs = append(s.pcs, pc)
 	s.running++
 	s.wg.Add(1)
 	go func() {

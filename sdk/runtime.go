@@ -32,6 +32,9 @@ func servePlugin(p *Plugin) int {
 	// The host names the logger after the plugin.
 	log := plog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: level})
 	rt := &runtime{p: p, log: log, configured: make(chan struct{})}
+	if !eventsDisabled() {
+		rt.events = newEventQueue()
+	}
 
 	if err := startHandoff(rt); err != nil {
 		log.Error("handoff socket", "error", err)
@@ -61,6 +64,8 @@ type runtime struct {
 	draining   bool
 	gate       *rules.Gate   // the host's rules, where this process accepts or receives
 	configured chan struct{} // closed once Configure succeeded
+
+	events *eventQueue // nil with SOCKPLAY_EVENTS=off
 }
 
 var _ protocol.ControlServer = (*runtime)(nil)
@@ -73,7 +78,7 @@ func (rt *runtime) Describe(context.Context, *protocol.DescribeRequest) (*protoc
 		Summary:     p.Summary,
 		Transport:   transportToProto(p.Transport),
 		DefaultAddr: p.DefaultAddr,
-		Features:    features(),
+		Features:    features(rt.events != nil),
 	}
 	for _, o := range p.Options {
 		d.Options = append(d.Options, &protocol.Option{Name: o.Name, Default: o.Default, Help: o.Help})
@@ -105,6 +110,7 @@ func (rt *runtime) Configure(_ context.Context, req *protocol.ConfigureRequest) 
 		}
 		rt.srv = NewServer(h, rt.log)
 		rt.srv.gate = gate
+		rt.srv.events = rt.events
 	case UDP:
 		h, err := rt.p.UDP(cfg)
 		if err != nil {
@@ -112,10 +118,14 @@ func (rt *runtime) Configure(_ context.Context, req *protocol.ConfigureRequest) 
 		}
 		rt.psrv = NewPacketServer(h, rt.log)
 		rt.psrv.gate = gate
+		rt.psrv.events = rt.events
 	}
 	rt.gate = gate
 	if r != nil {
 		rt.log.Debug("rules", "rules", r.String())
+	}
+	if rt.events != nil {
+		rt.events.traceBytes.Store(int64(req.GetTraceBytes()))
 	}
 	close(rt.configured)
 	rt.log.Debug("configured", "listen", req.GetListenAddr())
@@ -154,6 +164,9 @@ func (rt *runtime) compileRules(p *protocol.Rules) (*rules.Rules, error) {
 // refused logs a connection or datagram the rules refused, at most once per
 // source per second.
 func (rt *runtime) refused(rf rules.Refusal) {
+	if rt.events != nil {
+		rt.events.refused(rf.Peer.String(), rf.Local, string(rf.Reason))
+	}
 	if !rf.Log {
 		return
 	}
@@ -197,6 +210,13 @@ func (rt *runtime) Drain(ctx context.Context, req *protocol.DrainRequest) (*prot
 	}
 	if psrv != nil {
 		forced += psrv.Shutdown(ctx)
+	}
+	if rt.events != nil {
+		// The events of the connections the drain ended reach the host
+		// before Drain answers, and so before the host stops the process.
+		fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+		rt.events.flush(fctx)
+		cancel()
 	}
 	rt.log.Info("drained", "forced", forced, "took", time.Since(start).Round(time.Millisecond).String())
 	return &protocol.DrainResponse{Forced: uint64(forced)}, nil
@@ -242,8 +262,12 @@ func (rt *runtime) accept(srv *Server, psrv *PacketServer, h fdpass.Handoff) {
 }
 
 // features lists the optional parts of the contract this SDK implements.
-func features() []string {
-	return []string{protocol.FeatureListener, protocol.FeatureRules, protocol.FeatureHandoffAck}
+func features(events bool) []string {
+	f := []string{protocol.FeatureListener, protocol.FeatureRules, protocol.FeatureHandoffAck}
+	if events {
+		f = append(f, protocol.FeatureEvents, protocol.FeatureTrace)
+	}
+	return f
 }
 func transportToProto(t Transport) protocol.Transport {
 	switch t {

@@ -48,6 +48,10 @@ type Server struct {
 
 	acceptLog LogLimiter
 
+	// events, when set (the plugin runtime, with the Events stream on),
+	// records each connection's open and close.
+	events *eventQueue
+
 	nextID       atomic.Uint64
 	active       atomic.Int64
 	total        atomic.Uint64
@@ -92,10 +96,14 @@ func NewServer(h Handler, log hclog.Logger) *Server {
 // one they refuse is closed at once and never reaches the handler. A
 // connection from a trusted proxy has its PROXY header read on its own
 // goroutine before the rules apply to the client the header names.
-func (s *Server) ServeConn(c net.Conn) {
+func (s *Server) ServeConn(c net.Conn) { s.serveConn(0, c) }
+
+// serveConn is ServeConn with the connection's id: the one the host gave
+// with its descriptor, or 0 for the server to number it.
+func (s *Server) serveConn(id uint64, c net.Conn) {
 	if g := s.gate; g.Active() {
 		if r := g.Rules(); r.ProxyProtocol() && r.Trusted(rules.AddrPort(c.RemoteAddr()).Addr()) {
-			s.admitLater(g, c)
+			s.admitLater(g, id, c)
 			return
 		}
 		sc, ok := g.AcceptConn(c)
@@ -104,12 +112,12 @@ func (s *Server) ServeConn(c net.Conn) {
 		}
 		c = sc
 	}
-	s.serve(c)
+	s.serve(id, c)
 }
 
 // admitLater reads c's PROXY header and applies the rules on a goroutine of
 // its own. Shutdown closes the connections still sending their header.
-func (s *Server) admitLater(g *rules.Gate, c net.Conn) {
+func (s *Server) admitLater(g *rules.Gate, id uint64, c net.Conn) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -126,12 +134,12 @@ func (s *Server) admitLater(g *rules.Gate, c net.Conn) {
 		delete(s.pending, c)
 		s.mu.Unlock()
 		if ok {
-			s.serve(sc)
+			s.serve(id, sc)
 		}
 	}()
 }
 
-func (s *Server) serve(c net.Conn) {
+func (s *Server) serve(id uint64, c net.Conn) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -143,30 +151,62 @@ func (s *Server) serve(c net.Conn) {
 	s.mu.Unlock()
 	s.active.Add(1)
 	s.total.Add(1)
-	go s.run(s.nextID.Add(1), c)
+	if id == 0 {
+		id = s.nextID.Add(1)
+	}
+	go s.run(id, c)
 }
 
 func (s *Server) run(id uint64, c net.Conn) {
 	defer s.wg.Done()
-	defer s.closeConn(c)
+	var ce *connEvents
+	if s.events != nil {
+		ce, c = s.events.opened(id, c)
+	}
+	panicked := true
 	defer func() {
-		if r := recover(); r != nil {
+		if panicked {
+			r := recover()
 			s.panics.Add(1)
 			s.log.Error("handler panic; closing its connection", "conn", id, "peer", addrString(c.RemoteAddr()),
 				"panic", r, "stack", string(debug.Stack()))
 		}
+		s.closeConn(c, ce, panicked)
 	}()
 	s.handler.ServeConn(s.ctx, c)
+	panicked = false
 }
 
 // closeConn ends a connection whose handler returned, with a lingering close
 // (see LingerTimeout) unless Shutdown has begun: then the connection closes
-// at once, and Shutdown cuts short the lingering ones.
-func (s *Server) closeConn(c net.Conn) {
+// at once, and Shutdown cuts short the lingering ones. With events on it
+// records why the connection ended and, from the kernel just before the
+// close, how many bytes it carried.
+func (s *Server) closeConn(c net.Conn, ce *connEvents, panicked bool) {
+	var reason string
+	eof := false // the client's FIN was read
+	if ce != nil {
+		s.mu.Lock()
+		drained := s.closed
+		s.mu.Unlock()
+		switch {
+		case panicked:
+			reason = reasonPanic
+		case drained:
+			reason = reasonDrained
+		default:
+			reason = closeReason(c)
+		}
+	}
 	defer func() {
+		if ce != nil {
+			st, in, out, _ := tcpInfo(c)
+			finIn, finOut := finCounted(st, eof || reason == reasonEOF)
+			ce.closed(reason, in-min(in, finIn), out-min(out, finOut))
+		}
 		c.Close()
 		s.mu.Lock()
-		delete(s.conns, c)
+		delete(s.conns, unwrapConn(c))
 		s.mu.Unlock()
 		s.active.Add(-1)
 	}()
@@ -185,9 +225,10 @@ func (s *Server) closeConn(c net.Conn) {
 	}
 	// Under the lock, so that Shutdown's earlier deadline is never overwritten.
 	_ = c.SetReadDeadline(time.Now().Add(s.lingerTimeout))
-	s.conns[c] = true
+	s.conns[unwrapConn(c)] = true
 	s.mu.Unlock()
-	_, _ = io.CopyN(io.Discard, c, s.lingerBytes)
+	_, err := io.CopyN(io.Discard, c, s.lingerBytes)
+	eof = errors.Is(err, io.EOF)
 }
 
 // The accept loop's back-off after a temporary error, as net/http's

@@ -138,15 +138,19 @@ type Event_Kind int32
 
 const (
 	Event_KIND_UNSPECIFIED Event_Kind = 0
-	// A TCP connection reached a handler.
+	// A TCP connection reached a handler: conn, time, peer, local.
 	Event_OPENED Event_Kind = 1
-	// A TCP connection ended: duration, bytes, reason.
+	// A TCP connection ended: conn, time (when it opened), peer, local,
+	// duration, bytes, reason.
 	Event_CLOSED Event_Kind = 2
-	// A connection or datagram the rules refused: reason.
+	// A connection or datagram the rules refused: time, peer, local,
+	// reason.
 	Event_REFUSED Event_Kind = 3
-	// Bytes of a connection or datagram in trace mode: direction, offset, data.
+	// Bytes of a connection or datagram in trace mode: conn (0 for UDP),
+	// time, peer, local, direction, offset, data.
 	Event_TRACE Event_Kind = 4
-	// UDP counters since the previous DATAGRAMS event: datagrams and bytes.
+	// UDP counters since the previous DATAGRAMS event: time, datagrams_in,
+	// datagrams_out, bytes_in, bytes_out.
 	Event_DATAGRAMS Event_Kind = 5
 )
 
@@ -921,14 +925,13 @@ func (*EventsRequest) Descriptor() ([]byte, []int) {
 	return file_control_proto_rawDescGZIP(), []int{12}
 }
 
-// EventBatch carries the events that happened since the last batch. A plugin
-// sends a batch at most every 100 ms while there are events, so that each
-// reaches the host within 250 ms, and never blocks a handler on the stream:
-// when the host reads slowly it drops events and counts them.
+// EventBatch carries the events that happened since the last batch, in the
+// order they happened (see Events).
 type EventBatch struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Events []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
-	// Events dropped since the stream opened (a running total).
+	// Events dropped since the plugin started (a running total): the host
+	// counts the increase.
 	Dropped       uint64 `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -981,27 +984,45 @@ func (x *EventBatch) GetDropped() uint64 {
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Kind  Event_Kind             `protobuf:"varint,1,opt,name=kind,proto3,enum=sockplay.protocol.v1.Event_Kind" json:"kind,omitempty"`
-	// The connection's id: the one the host passed with its descriptor, or
-	// one the plugin chose for connections it accepted itself. 0 for UDP.
+	// The connection's id: the one the host passed with its descriptor
+	// (sdk/protocol/fdpass), or, for connections the plugin accepted itself on
+	// a shared listener, one the plugin chose, unique within the process
+	// (counting from 1). 0 for UDP and REFUSED.
 	Conn uint64 `protobuf:"varint,2,opt,name=conn,proto3" json:"conn,omitempty"`
 	// When it happened (CLOSED: when the connection opened), Unix nanoseconds.
 	TimeUnixNano int64 `protobuf:"varint,3,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
 	// The client's address ("IP:port"; with PROXY protocol, from the header)
-	// and the local address.
+	// and the local address, as Go's net.Addr.String() writes them
+	// ("[::1]:8080" for IPv6).
 	Peer  string `protobuf:"bytes,4,opt,name=peer,proto3" json:"peer,omitempty"`
 	Local string `protobuf:"bytes,5,opt,name=local,proto3" json:"local,omitempty"`
-	// CLOSED: how long the connection was open, in nanoseconds.
+	// CLOSED: how long the connection was open, in nanoseconds, from OPENED
+	// until the socket was closed (after the lingering close).
 	DurationNanos int64 `protobuf:"varint,6,opt,name=duration_nanos,json=durationNanos,proto3" json:"duration_nanos,omitempty"`
-	// CLOSED: bytes received from and sent to the client (TCP_INFO's
-	// tcpi_bytes_received and tcpi_bytes_acked at close). DATAGRAMS: bytes.
+	// CLOSED: bytes received from and sent to the client, read from the
+	// kernel just before the close (Linux TCP_INFO: tcpi_bytes_received and
+	// tcpi_bytes_acked), so that the data path is not wrapped. 0 where the
+	// plugin cannot read them (not Linux, or the handler closed the socket
+	// itself). DATAGRAMS: payload bytes in and out.
 	BytesIn  uint64 `protobuf:"varint,7,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
 	BytesOut uint64 `protobuf:"varint,8,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
-	// CLOSED: "eof" (the client closed first), "reset", "returned" (the
-	// handler returned), "drained", "panic", "error". REFUSED: "deny",
-	// "not-allowed", "max-conns", "max-per-source", "rate", "proxy-header".
+	// CLOSED: why it ended, the first that applies:
+	//
+	//	"panic"     the handler panicked;
+	//	"drained"   the plugin was draining (Drain) when the handler returned;
+	//	"eof"       the client closed first: the TCP state when the handler
+	//	            returned was CLOSE_WAIT or LAST_ACK;
+	//	"reset"     the connection was reset (TCP state CLOSE);
+	//	"returned"  the handler returned (or closed the socket) first.
+	//	"error"     anything else a plugin can tell apart.
+	//
+	// REFUSED: "deny", "not-allowed", "max-conns", "max-per-source", "rate",
+	// "proxy-header".
 	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
 	// TRACE: which way the bytes went, where they start in that direction's
-	// stream, and the bytes.
+	// stream (0 for a datagram), and the bytes: of a connection, the first
+	// ConfigureRequest.trace_bytes bytes of each direction, one event per
+	// read or write; of a datagram, its first trace_bytes bytes.
 	Direction Direction `protobuf:"varint,10,opt,name=direction,proto3,enum=sockplay.protocol.v1.Direction" json:"direction,omitempty"`
 	Offset    uint64    `protobuf:"varint,11,opt,name=offset,proto3" json:"offset,omitempty"`
 	Data      []byte    `protobuf:"bytes,12,opt,name=data,proto3" json:"data,omitempty"`
