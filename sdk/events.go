@@ -171,8 +171,14 @@ func (q *eventQueue) serve(ctx context.Context, stream grpc.ServerStreamingServe
 		q.active--
 		q.mu.Unlock()
 	}()
-	q.poke() // what was queued before the stream opened goes first
-	var lastDropped uint64
+	// A first batch at once, even empty, tells the host the stream is open.
+	q.mu.Lock()
+	lastDropped := q.dropped
+	q.mu.Unlock()
+	if err := stream.Send(&protocol.EventBatch{Dropped: lastDropped}); err != nil {
+		return err
+	}
+	q.poke() // what was queued before the stream opened goes next
 	var last time.Time
 	timer := time.NewTimer(0)
 	<-timer.C

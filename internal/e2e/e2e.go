@@ -217,6 +217,9 @@ type Host struct {
 	waitErr error
 	Plugins map[string]Plugin
 	Dir     string
+	// Admin is the admin endpoint's URL ("http://127.0.0.1:PORT/"), from
+	// the host's start-up line; "" with --admin off.
+	Admin string
 }
 
 // Start runs `sockplay serve` and waits until it serves. The host is stopped
@@ -238,8 +241,11 @@ func start(t testing.TB, cfg Config) (*Host, error) {
 		dir = PluginDir(t, cfg.Enable...)
 	}
 	// A status file of its own, so that parallel hosts do not share the
-	// default one; a --status-file in cfg.Args comes later and wins.
-	args := []string{"serve", "--plugin-dir", dir, "--status-file", filepath.Join(t.TempDir(), "status.json")}
+	// default one, and an admin endpoint on a free port, so that they do
+	// not collide with each other or with `make run` on the default one; a
+	// --status-file or --admin in cfg.Args comes later and wins.
+	args := []string{"serve", "--plugin-dir", dir, "--status-file", filepath.Join(t.TempDir(), "status.json"),
+		"--admin", "127.0.0.1:0"}
 	if len(cfg.Enable) > 0 {
 		args = append(args, "--enable", strings.Join(cfg.Enable, ","))
 	}
@@ -276,6 +282,9 @@ func start(t testing.TB, cfg Config) (*Host, error) {
 	sc := bufio.NewScanner(strings.NewReader(h.stdout.String()))
 	for sc.Scan() {
 		// hello     1.0.0    tcp 127.0.0.1:12345       pid 11964
+		if rest, ok := strings.CutPrefix(sc.Text(), AdminLine); ok {
+			h.Admin, _, _ = strings.Cut(rest, " ")
+		}
 		f := strings.Fields(sc.Text())
 		if len(f) == 6 && f[4] == "pid" {
 			pid, _ := strconv.Atoi(f[5])
@@ -284,6 +293,10 @@ func start(t testing.TB, cfg Config) (*Host, error) {
 	}
 	return h, nil
 }
+
+// AdminLine starts the host's start-up line that gives the admin
+// endpoint's URL.
+const AdminLine = "sockplay: live page at "
 
 // Addr returns where plugin name listens.
 func (h *Host) Addr(name string) string {
@@ -401,6 +414,10 @@ func Run(t testing.TB, args ...string) (stdout, stderr string, code int) {
 func RunBinary(t testing.TB, name string, stdin []byte, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	bin := Bin(t) // the first call builds: not part of the 30 s
+	if name == "sockplay" && len(args) > 0 && args[0] == "serve" {
+		// As Start: never the default admin port (a later --admin wins).
+		args = append([]string{"serve", "--admin", "127.0.0.1:0"}, args[1:]...)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, name), args...)

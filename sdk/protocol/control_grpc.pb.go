@@ -67,6 +67,8 @@ type ControlClient interface {
 	//   - The host opens one stream per process, right after Configure
 	//     succeeded (for every process it starts: the first, each restart, a
 	//     standby that takes over), and keeps it open until the process stops.
+	//   - The plugin sends a first batch at once, empty or not: it tells the
+	//     host that the stream is open (until then `status` says "starting").
 	//   - The plugin records events from Configure on, so that nothing between
 	//     Configure and the call is lost, and sends what it queued first.
 	//   - A plugin serves one stream at a time: a second call takes over, and
@@ -204,6 +206,8 @@ type ControlServer interface {
 	//   - The host opens one stream per process, right after Configure
 	//     succeeded (for every process it starts: the first, each restart, a
 	//     standby that takes over), and keeps it open until the process stops.
+	//   - The plugin sends a first batch at once, empty or not: it tells the
+	//     host that the stream is open (until then `status` says "starting").
 	//   - The plugin records events from Configure on, so that nothing between
 	//     Configure and the call is lost, and sends what it queued first.
 	//   - A plugin serves one stream at a time: a second call takes over, and

@@ -82,7 +82,7 @@ func StartHostOf(ctx context.Context, hp HostPlugins, binDir string, udp bool, e
 	// No status file: a benchmark's host neither writes the user's nor finds
 	// it locked by a host the user runs.
 	args := []string{"serve", "--plugin-dir", binDir, "--log-level", "warn", "--drain-timeout", "2s",
-		"--status-file", "", "--listen", hp.TCP + "=127.0.0.1:0"}
+		"--status-file", "", "--listen", hp.TCP + "=127.0.0.1:0", "--admin", "127.0.0.1:0"}
 	args = append(args, extra...)
 	if udp {
 		args = append(args, "--enable", hp.TCP+","+hp.UDP, "--listen", hp.UDP+"=127.0.0.1:0", "--set", hp.UDP+".prefix=")

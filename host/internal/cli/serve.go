@@ -45,13 +45,21 @@ while its listener stays open: new clients wait in the kernel's backlog. One
 that crashes --crash-limit times within --crash-window is marked failed and
 its listener closed.
 
+The host sees every connection (plugins with the "events" feature report
+each one's open and close, bytes and reason) and shows it: 'sockplay
+status', the admin endpoint on --admin (a live web page at /, Prometheus
+metrics at /metrics, JSON at /api/status) and, for plugins named by
+--trace, the bytes themselves ('sockplay trace'). The admin endpoint
+serves loopback only unless --admin-token is set.
+
 A bad start (a port in use, an unknown plugin or option, a plugin that will
 not start) prints one line naming the cause and exits 1, leaving nothing
 running.`,
 		Example: `  sockplay serve
   sockplay serve --enable echo,chat --listen echo=127.0.0.1:9000
   sockplay serve --set hello.greeting='hi there' --set filexfer.root=/srv/files
-  sockplay serve --log-format json --log-time=false     # under systemd's journal`,
+  sockplay serve --log-format json --log-time=false     # under systemd's journal
+  sockplay serve --trace echo --log-conns               # then: sockplay trace echo`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd, cfg, f, s)
@@ -87,6 +95,11 @@ running.`,
 	fs.StringArrayVar(&f.rules.RatePerSource, "rate-per-source", nil, "new connections (UDP: datagrams) per source, a token bucket: `NAME=RATE[/s|/m][:BURST]` (burst: the rate per second, at least 1)")
 	fs.StringArrayVar(&f.rules.ProxyProtocol, "proxy-protocol", nil, "trust PROXY protocol v1 and v2 headers from these proxies, which must send one: `NAME=CIDR[,CIDR...]`; the client in the header is the one the rules and the plugin see")
 	fs.StringVar(&cfg.StatusFile, "status-file", config.DefaultStatusFile(), "keep the plugins' state in `FILE` for 'sockplay status' (empty: nowhere)")
+	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "serve the admin endpoint (web page, /metrics, /api) on `HOST:PORT`; off disables it; outside loopback it needs --admin-token")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "require `TOKEN` of every admin request (Authorization: Bearer TOKEN)")
+	fs.StringArrayVar(&cfg.Trace, "trace", nil, "trace plugin `NAME`: it sends the first --trace-bytes of each connection each way, and of each datagram, to the page and 'sockplay trace' (repeatable; shows passwords too)")
+	fs.IntVar(&cfg.TraceBytes, "trace-bytes", cfg.TraceBytes, "trace the first `N` bytes of each direction of a connection, and of each datagram")
+	fs.BoolVar(&cfg.LogConns, "log-conns", false, "log one line per closed connection: plugin, peer, duration, bytes, reason (xinetd's log_on_success and log_on_failure)")
 	return cmd
 }
 

@@ -35,9 +35,6 @@ type Config struct {
 	// Rules holds the access rules by plugin name; AllPlugins ("*") holds
 	// those for every plugin (RulesFor merges them).
 	Rules map[string]*protocol.Rules
-	// Admin is the admin listener's address (HOST:PORT), from the config
-	// file's admin key; "" for none.
-	Admin string
 	// ConfigFile is the file the configuration was read from ("" for none):
 	// a reload (SIGHUP) reads it again.
 	ConfigFile string
@@ -86,7 +83,35 @@ type Config struct {
 	// that misses two in a row is taken for frozen and restarted.
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
+
+	// Admin is the admin endpoint's HOST:PORT (metrics, status API, web
+	// page; --admin, or the config file's admin key), or AdminOff. An
+	// address outside loopback needs AdminToken, which every request must
+	// then carry as a bearer token.
+	Admin      string
+	AdminToken string
+	// Trace names the plugins in trace mode: each sends the first
+	// TraceBytes bytes of every connection in each direction, and of every
+	// datagram, to the host.
+	Trace      []string
+	TraceBytes int
+	// LogConns logs one line per closed connection (xinetd's
+	// log_on_success and log_on_failure).
+	LogConns bool
 }
+
+// DefaultAdmin is the admin endpoint's default address; AdminOff turns it
+// off.
+const (
+	DefaultAdmin = "127.0.0.1:12380"
+	AdminOff     = "off"
+)
+
+// DefaultTraceBytes is how much of each direction trace mode copies.
+const DefaultTraceBytes = 4096
+
+// MaxTraceBytes bounds --trace-bytes.
+const MaxTraceBytes = 1 << 20
 
 // The values of Config.Handoff.
 const (
@@ -112,6 +137,8 @@ func Default() Config {
 		Handoff:        HandoffConn,
 		HealthInterval: 2 * time.Second,
 		HealthTimeout:  2 * time.Second,
+		Admin:          DefaultAdmin,
+		TraceBytes:     DefaultTraceBytes,
 	}
 }
 
@@ -149,6 +176,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--health-interval %s is negative", c.HealthInterval)
 	case c.HealthTimeout <= 0:
 		return fmt.Errorf("--health-timeout %s: want a positive duration", c.HealthTimeout)
+	case c.TraceBytes < 1 || c.TraceBytes > MaxTraceBytes:
+		return fmt.Errorf("--trace-bytes %d: want 1 to %d", c.TraceBytes, MaxTraceBytes)
+	}
+	if err := CheckAdmin(c.Admin, c.AdminToken); err != nil {
+		return err
+	}
+	for _, name := range c.Trace {
+		if name == "" {
+			return fmt.Errorf("--trace: empty plugin name")
+		}
 	}
 	for _, name := range c.Enable {
 		if name == "" {
@@ -196,6 +233,31 @@ func CheckAddr(addr string) error {
 	}
 	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
 		return fmt.Errorf("address %q: host must be an IP address or localhost", addr)
+	}
+	return nil
+}
+
+// CheckAdmin checks an --admin value: AdminOff, or HOST:PORT with a
+// numeric port and an IP address or localhost that, unless token is set,
+// is a loopback one: the endpoint shows every connection's peer (and, in
+// trace mode, its bytes), so it is not served to the network by default.
+func CheckAdmin(addr, token string) error {
+	if addr == AdminOff {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--admin %q: want HOST:PORT or %s", addr, AdminOff)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("--admin %q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	ip := net.ParseIP(host)
+	if host != "localhost" && ip == nil {
+		return fmt.Errorf("--admin %q: the host must be an IP address or localhost", addr)
+	}
+	if token == "" && host != "localhost" && !ip.IsLoopback() {
+		return fmt.Errorf("--admin %s is not a loopback address: set --admin-token TOKEN to serve the admin endpoint there", addr)
 	}
 	return nil
 }

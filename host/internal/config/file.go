@@ -220,8 +220,10 @@ func (f *File) Apply(c *Config, log *Logging, changed func(flag string) bool) er
 		return nil
 	}
 	if b.Admin != nil {
-		if err := CheckAddr(*b.Admin); err != nil {
-			return fmt.Errorf("%s: %w", f.at(nil, "admin"), err)
+		if *b.Admin != AdminOff {
+			if err := CheckAddr(*b.Admin); err != nil {
+				return fmt.Errorf("%s: %w", f.at(nil, "admin"), err)
+			}
 		}
 		if !changed("admin") {
 			c.Admin = *b.Admin

@@ -38,6 +38,7 @@ type Host struct {
 	sups     []*supervisor.Supervisor
 	statusMu sync.Mutex
 	notify   func(state string) // systemd's sd_notify; nil: none
+	obs      observation        // observe.go
 }
 
 // SetNotify sets the function told of the host's state changes in
@@ -129,6 +130,9 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 			lock = nil // Kill released it
 		}
 	}()
+	if err := h.startObserving(enabled); err != nil {
+		return nil, err
+	}
 	// Plugins start in parallel (a start is mostly waiting for a process and
 	// a handshake); their lines are printed in name order.
 	type started struct {
@@ -168,6 +172,7 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 	h.statusMu.Lock()
 	h.serving = true // from now on the status file is this host's to write
 	h.statusMu.Unlock()
+	h.serveObserving(out)
 	h.writeStatus(false)
 	fmt.Fprintf(out, "%s %d %s; Ctrl-C stops\n", ReadyLine, len(h.sups), plural(len(h.sups), "plugin", "plugins"))
 	return h, nil
@@ -281,6 +286,7 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 	plog := h.log.Named(e.Name)
 	lc := supervisor.LaunchConfig{
 		Entry: e, RunDir: h.runDir, LogLevel: h.log.GetLevel(), Logger: plog, StartTimeout: h.cfg.StartTimeout,
+		TraceBytes: h.traceBytes(e.Name),
 	}
 	proc, desc, err := supervisor.Probe(ctx, lc)
 	if err != nil {
@@ -296,6 +302,7 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 	if err := checkOptions(h.cfg, e.Name, desc, options); err != nil {
 		return nil, "", err
 	}
+	h.checkTrace(e.Name, desc)
 	addr := desc.GetDefaultAddr()
 	if a, set := h.cfg.Listen[e.Name]; set {
 		addr = a
@@ -330,12 +337,14 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 		}
 		plog.Info("rules", "rules", compiled.String(), "enforced_by", by)
 	}
-	sup := supervisor.New(supervisor.Config{
+	var sup *supervisor.Supervisor
+	sup = supervisor.New(supervisor.Config{
 		Launch: lc, Options: options, Listener: ln, Rules: where.plugin,
 		BackoffInitial: h.cfg.BackoffInitial, BackoffMax: h.cfg.BackoffMax,
 		CrashLimit: h.cfg.CrashLimit, CrashWindow: h.cfg.CrashWindow, Standby: h.cfg.Standby,
 		HealthInterval: h.cfg.HealthInterval, HealthTimeout: h.cfg.HealthTimeout,
-		OnChange: func() { h.writeStatus(false) },
+		OnChange: func() { h.lifecycle(sup.Status()); h.writeStatus(false) },
+		Watch:    h.watch(e.Name),
 	}, proc, desc)
 	ok = true
 	line := fmt.Sprintf("%s\t%s\t%s %s\tpid %d", e.Name, desc.GetVersion(),
@@ -406,11 +415,16 @@ func checkOptions(cfg config.Config, name string, d *protocol.Description, optio
 	return nil
 }
 
-// Status returns every plugin's status.
-func (h *Host) Status() []supervisor.Status {
-	out := make([]supervisor.Status, len(h.sups))
+// Status returns every plugin's status, with its counters.
+func (h *Host) Status() []PluginStatus {
+	out := make([]PluginStatus, len(h.sups))
 	for i, s := range h.sups {
-		out[i] = s.Status()
+		st := s.Status()
+		out[i] = PluginStatus{Status: st}
+		if h.obs.o != nil {
+			out[i].Stats = h.obs.o.Stats(st.Name)
+		}
+		out[i].Refused = mergeCounts(st.Refused, out[i].Stats.Refused)
 	}
 	return out
 }
@@ -420,6 +434,7 @@ func (h *Host) Status() []supervisor.Status {
 func (h *Host) Shutdown() {
 	h.each(func(s *supervisor.Supervisor) { s.Shutdown(h.cfg.DrainTimeout) })
 	os.RemoveAll(h.runDir)
+	h.stopObserving()
 	h.writeStatus(true)
 	h.unlock()
 }
@@ -428,6 +443,7 @@ func (h *Host) Shutdown() {
 func (h *Host) Kill() {
 	h.each((*supervisor.Supervisor).Kill)
 	os.RemoveAll(h.runDir)
+	h.stopObserving()
 	h.writeStatus(true)
 	h.unlock()
 }

@@ -8,17 +8,20 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-
-	"github.com/sockplay/sockplay/host/internal/supervisor"
 )
 
 // StatusReport is what the host writes to its status file on every change of
-// a plugin's state, and what `sockplay status` reads.
+// a plugin's state (and, at most once a second, of its counters), what
+// `sockplay status` reads, and what the admin endpoint's /api/status serves.
+// The schema is in the README ("See what is happening") and in `sockplay
+// status --help`.
 type StatusReport struct {
-	HostPid int                 `json:"host_pid"`
-	Updated time.Time           `json:"updated"`
-	Stopped bool                `json:"stopped"`
-	Plugins []supervisor.Status `json:"plugins"`
+	HostPid int       `json:"host_pid"`
+	Updated time.Time `json:"updated"`
+	Stopped bool      `json:"stopped"`
+	// Admin is the admin endpoint's URL ("" when it is off).
+	Admin   string         `json:"admin,omitempty"`
+	Plugins []PluginStatus `json:"plugins"`
 	// HostState is computed by ReadStatus, not stored: "running",
 	// "stopped" (it stopped cleanly) or "gone" (it died without saying so).
 	HostState string `json:"host_state,omitempty"`
@@ -33,7 +36,7 @@ func (h *Host) writeStatus(stopped bool) {
 	if h.cfg.StatusFile == "" || h.lock == nil || !h.serving {
 		return
 	}
-	r := StatusReport{HostPid: os.Getpid(), Updated: time.Now().UTC(), Stopped: stopped, Plugins: h.Status()}
+	r := h.report(stopped)
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		h.log.Error("status file", "error", err)
@@ -42,6 +45,18 @@ func (h *Host) writeStatus(stopped bool) {
 	if err := writeFileAtomic(h.cfg.StatusFile, append(b, '\n')); err != nil {
 		h.log.Error("status file", "path", h.cfg.StatusFile, "error", err)
 	}
+}
+
+// report is the host's status now.
+func (h *Host) report(stopped bool) StatusReport {
+	r := StatusReport{HostPid: os.Getpid(), Updated: time.Now().UTC(), Stopped: stopped, Plugins: h.Status()}
+	if h.obs.admin != nil {
+		r.Admin = h.obs.admin.URL()
+	}
+	if !stopped {
+		r.HostState = "running"
+	}
+	return r
 }
 
 func writeFileAtomic(path string, b []byte) error {

@@ -30,6 +30,10 @@ type Process struct {
 	Control protocol.ControlClient
 	// ProtocolVersion is the version go-plugin negotiated.
 	ProtocolVersion int
+	// Description is what the process said it is (set by Probe).
+	Description *protocol.Description
+
+	traceBytes uint32
 
 	client  *plugin.Client
 	cmd     *exec.Cmd
@@ -58,6 +62,10 @@ type LaunchConfig struct {
 	LogLevel     hclog.Level
 	Logger       hclog.Logger // the plugin's logger, named after it
 	StartTimeout time.Duration
+	// TraceBytes, when positive, puts the plugin in trace mode (if it has
+	// the "trace" feature): it sends the first TraceBytes bytes of each
+	// connection in each direction, and of each datagram, as TRACE events.
+	TraceBytes uint32
 }
 
 // Launch starts the plugin binary with go-plugin (gRPC, AutoMTLS, the binary's
@@ -105,6 +113,8 @@ func Launch(ctx context.Context, lc LaunchConfig) (*Process, error) {
 		stderr:  newRelay(log, "stderr"),
 		stdout:  newRelay(log, "stdout"),
 		exited:  make(chan struct{}),
+
+		traceBytes: lc.TraceBytes,
 	}
 	p.life, p.endLife = context.WithCancel(context.Background())
 	p.client = plugin.NewClient(&plugin.ClientConfig{

@@ -54,6 +54,7 @@ func Probe(ctx context.Context, lc LaunchConfig) (*Process, *protocol.Descriptio
 		return nil, nil, fmt.Errorf("binary sockplay-%s says its name is %q", lc.Entry.Name, d.GetName())
 	}
 	p.hand.answers.Store(protocol.HasFeature(d, protocol.FeatureHandoffAck))
+	p.Description = d
 	return p, d, nil
 }
 
@@ -64,7 +65,11 @@ func Probe(ctx context.Context, lc LaunchConfig) (*Process, *protocol.Descriptio
 func (p *Process) Configure(ctx context.Context, options map[string]string, addr string, rules *protocol.Rules) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := p.Control.Configure(ctx, &protocol.ConfigureRequest{Options: options, ListenAddr: addr, Rules: rules}); err != nil {
+	req := &protocol.ConfigureRequest{Options: options, ListenAddr: addr, Rules: rules}
+	if protocol.HasFeature(p.Description, protocol.FeatureTrace) {
+		req.TraceBytes = p.traceBytes
+	}
+	if _, err := p.Control.Configure(ctx, req); err != nil {
 		return errors.New(rpcMessage(err))
 	}
 	return nil
@@ -116,6 +121,12 @@ type Config struct {
 	// restarted (a crash).
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
+	// Watch, if set, is called on its own goroutine for every process that
+	// starts serving (the first, each restart, a standby that takes over),
+	// with a context that ends when that process exits or the supervisor is
+	// killed. Shutdown and Kill wait for it to return. The observer opens
+	// the process's Events stream here.
+	Watch func(ctx context.Context, p *Process)
 }
 
 // Status is a snapshot of a supervised plugin.
@@ -134,6 +145,8 @@ type Status struct {
 	// Refused counts the connections the host's listener refused, by reason
 	// (the rules the plugin enforces itself it reports in its events).
 	Refused map[string]uint64 `json:"refused,omitempty"`
+	// Started is when the serving process started serving (RFC 3339).
+	Started time.Time `json:"started,omitzero"`
 }
 
 // Supervisor keeps one plugin served.
@@ -158,6 +171,9 @@ type Supervisor struct {
 	spare     *Process      // configured, handed nothing (Config.Standby)
 	taken     chan struct{} // keepSpare learns that its spare was promoted
 	reaping   sync.WaitGroup
+	watching  sync.WaitGroup // Config.Watch calls
+	killed    chan struct{}  // closed by Kill: ends the Watch contexts
+	killOnce  sync.Once
 }
 
 // New returns a supervisor for a process that Probe launched and that was
@@ -168,7 +184,7 @@ func New(cfg Config, proc *Process, desc *protocol.Description) *Supervisor {
 		cfg: cfg, log: cfg.Launch.Logger, desc: desc,
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		proc: proc, startedAt: time.Now(), backoff: cfg.BackoffInitial, state: Running,
-		taken: make(chan struct{}, 1),
+		taken: make(chan struct{}, 1), killed: make(chan struct{}),
 	}
 }
 
@@ -182,6 +198,7 @@ func (s *Supervisor) Status() Status {
 	}
 	if s.proc != nil && s.state == Running {
 		st.Pid = s.proc.Pid
+		st.Started = s.startedAt.UTC()
 	}
 	if s.spare != nil {
 		st.StandbyPid = s.spare.Pid
@@ -251,9 +268,32 @@ func (s *Supervisor) current() *Process {
 	return s.proc
 }
 
+// watch calls Config.Watch for proc on a goroutine of its own.
+func (s *Supervisor) watch(proc *Process) {
+	if s.cfg.Watch == nil {
+		return
+	}
+	s.watching.Go(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			defer cancel()
+			select {
+			case <-proc.Exited():
+			case <-s.killed:
+			case <-stop:
+			}
+		}()
+		s.cfg.Watch(ctx, proc)
+	})
+}
+
 // serve hands connections to proc until it dies or the supervisor stops,
 // and checks meanwhile that it answers.
 func (s *Supervisor) serve(proc *Process) {
+	s.watch(proc)
 	ctx, cancel := context.WithCancel(s.ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
@@ -531,6 +571,7 @@ func (s *Supervisor) Shutdown(drainTimeout time.Duration) {
 			proc.Stop()
 		}
 	}
+	s.watching.Wait()
 	s.set(func() {
 		if s.state != Failed {
 			s.state = Stopped
@@ -541,11 +582,13 @@ func (s *Supervisor) Shutdown(drainTimeout time.Duration) {
 // Kill stops at once: no drain.
 func (s *Supervisor) Kill() {
 	s.cancel()
+	s.killOnce.Do(func() { close(s.killed) })
 	if proc := s.current(); proc != nil {
 		proc.Kill()
 	}
 	s.cfg.Listener.Close()
 	<-s.done
+	s.watching.Wait()
 	s.set(func() { s.state = Stopped })
 }
 

@@ -1,0 +1,373 @@
+// Package admin is the host's HTTP endpoint (`sockplay serve --admin ADDR`,
+// 127.0.0.1:12380 by default): Prometheus metrics, the status as JSON, a
+// live web page, and the event and trace streams that the page and
+// `sockplay trace` follow.
+//
+//	GET /                          the web page (assets embedded; nothing from the network)
+//	GET /plugins/NAME              the page, showing one plugin
+//	GET /metrics                   Prometheus text format (observe.Collector, Go and process collectors)
+//	GET /api/status                the JSON of `sockplay status --json`
+//	GET /api/plugins/NAME          {"plugin": status, "connections": [...], "events": [...]}
+//	GET /api/connections[?plugin=NAME]  the open connections
+//	GET /api/events[?plugin=NAME]  the recent events, oldest first
+//	GET /api/stream[?plugin=NAME]  Server-Sent Events: "status", "event", "trace" (the page)
+//	GET /api/trace[?plugin=NAME]   Server-Sent Events: "trace" records from now on (sockplay trace)
+//
+// A plugin NAME the host does not serve gets 404 on every per-plugin path.
+// The endpoint serves loopback addresses only, unless a token is set: then
+// every request must carry "Authorization: Bearer TOKEN" (RFC 6750), and a
+// request without it gets 401.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sockplay/sockplay/host/internal/observe"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// Config configures a Server.
+type Config struct {
+	// Addr is HOST:PORT to listen on.
+	Addr string
+	// Token, when set, is required of every request as a bearer token; it
+	// is what allows an address outside loopback.
+	Token string
+	// Observer is where the counters, connections, events and traces come
+	// from.
+	Observer *observe.Observer
+	// Status returns the object `sockplay status --json` prints.
+	Status func() any
+	// States returns the supervisor's side of each plugin for the metrics.
+	States func() []observe.PluginState
+	Logger hclog.Logger
+}
+
+// Server is the admin endpoint.
+type Server struct {
+	cfg  Config
+	log  hclog.Logger
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{}
+
+	ctx    context.Context // the streams' context, cancelled by Close
+	cancel context.CancelFunc
+}
+
+// Listen binds cfg.Addr (config.CheckAdmin has checked it). Serve serves
+// on it.
+func Listen(cfg Config) (*Server, error) {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("--admin %s: %w", cfg.Addr, err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, log: cfg.Logger, ln: ln, done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	s.srv = &http.Server{
+		Handler:           s.handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	return s, nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// URL is the page's address.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() + "/" }
+
+// Serve serves on a goroutine of its own until Close.
+func (s *Server) Serve() {
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin endpoint stopped", "error", err)
+		}
+	}()
+}
+
+// Close ends the streams and stops the server (within 2 s).
+func (s *Server) Close() {
+	s.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.srv.Close()
+	}
+	select {
+	case <-s.done:
+	default:
+		s.ln.Close() // Serve was never called
+	}
+}
+
+func (s *Server) handler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(observe.NewCollector(s.cfg.Observer, s.cfg.States),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(webFS, "web")
+	page := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, static, "index.html")
+	}
+	mux.HandleFunc("GET /{$}", page)
+	mux.HandleFunc("GET /plugins/{name}", s.plugin(page))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.cfg.Status()) })
+	mux.HandleFunc("GET /api/plugins/{name}", s.plugin(s.pluginAPI))
+	mux.HandleFunc("GET /api/connections", s.query(func(w http.ResponseWriter, r *http.Request, name string) {
+		writeJSON(w, s.cfg.Observer.Open(name))
+	}))
+	mux.HandleFunc("GET /api/events", s.query(func(w http.ResponseWriter, r *http.Request, name string) {
+		writeJSON(w, s.recentEvents(name, 0))
+	}))
+	mux.HandleFunc("GET /api/stream", s.query(s.stream))
+	mux.HandleFunc("GET /api/trace", s.query(s.traceStream))
+	return s.auth(securityHeaders(mux))
+}
+
+// auth requires the bearer token, when there is one.
+func (s *Server) auth(h http.Handler) http.Handler {
+	if s.cfg.Token == "" {
+		return h
+	}
+	want := []byte("Bearer " + s.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sockplay"`)
+			http.Error(w, "401 unauthorized: send Authorization: Bearer TOKEN (the host's --admin-token)", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// plugin serves a path with {name} only for a plugin the host serves.
+func (s *Server) plugin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.Observer.Has(r.PathValue("name")) {
+			notFound(w, r.PathValue("name"))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// query serves a path with an optional ?plugin=NAME, which must name a
+// plugin the host serves.
+func (s *Server) query(h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.URL.Query().Get("plugin")
+		if name != "" && !s.cfg.Observer.Has(name) {
+			notFound(w, name)
+			return
+		}
+		h(w, r, name)
+	}
+}
+
+func notFound(w http.ResponseWriter, name string) {
+	http.Error(w, fmt.Sprintf("404 no plugin %q is served here", name), http.StatusNotFound)
+}
+
+func (s *Server) pluginAPI(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var plugin any
+	b, _ := json.Marshal(s.cfg.Status())
+	var st struct {
+		Plugins []json.RawMessage `json:"plugins"`
+	}
+	_ = json.Unmarshal(b, &st)
+	for _, p := range st.Plugins {
+		var n struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(p, &n) == nil && n.Name == name {
+			plugin = p
+		}
+	}
+	writeJSON(w, map[string]any{"plugin": plugin, "connections": s.cfg.Observer.Open(name), "events": s.recentEvents(name, 0)})
+}
+
+// recentEvents returns the kept events of plugin name ("" for all) after seq.
+func (s *Server) recentEvents(name string, seq uint64) []observe.Event {
+	evs, _ := s.cfg.Observer.Events().Since(seq, 0)
+	out := []observe.Event{}
+	for _, e := range evs {
+		if name == "" || e.Plugin == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// The bounds of the streams: what history a new page gets, and how often
+// it is sent the status while counters change.
+const (
+	streamEvents   = 200
+	streamTraces   = 500
+	statusInterval = 250 * time.Millisecond
+)
+
+// sse writes Server-Sent Events (the WHATWG HTML standard, "Server-sent
+// events"): "event: KIND", "id: SEQ", "data: JSON", a blank line.
+type sse struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func newSSE(w http.ResponseWriter) *sse {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	return &sse{w: w, rc: http.NewResponseController(w)}
+}
+
+func (e *sse) send(kind string, id uint64, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_ = e.rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if id > 0 {
+		_, err = fmt.Fprintf(e.w, "event: %s\nid: %d\ndata: %s\n\n", kind, id, b)
+	} else {
+		_, err = fmt.Fprintf(e.w, "event: %s\ndata: %s\n\n", kind, b)
+	}
+	return err
+}
+
+func (e *sse) flush() error { return e.rc.Flush() }
+
+// stream is the page's feed: the status with the open connections (at most
+// every 250 ms while anything changes), each new event, each new trace
+// record; first the recent history.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, name string) {
+	o := s.cfg.Observer
+	out := newSSE(w)
+	var evSeq, trSeq uint64
+	_, evSeq = o.Events().Since(0, 0)
+	_, trSeq = o.Traces().Since(0, 0)
+	evSeq = max(evSeq, streamEvents) - streamEvents
+	trSeq = max(trSeq, streamTraces) - streamTraces
+	ctx := r.Context()
+	for {
+		changed, _ := o.Changed()
+		if err := out.send("status", 0, map[string]any{"status": s.cfg.Status(), "connections": o.Open(name),
+			"now": time.Now().UTC()}); err != nil {
+			return
+		}
+		evs, last := o.Events().Since(evSeq, 0)
+		evSeq = last
+		for _, e := range evs {
+			if name == "" || e.Plugin == name {
+				if out.send("event", e.Seq, e) != nil {
+					return
+				}
+			}
+		}
+		trs, last := o.Traces().Since(trSeq, 0)
+		trSeq = last
+		for _, t := range trs {
+			if name == "" || t.Plugin == name {
+				if out.send("trace", t.Seq, t) != nil {
+					return
+				}
+			}
+		}
+		if out.flush() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-time.After(5 * time.Second): // the page's ages and uptimes move on
+		}
+		select { // gather what else happens in the next moment
+		case <-ctx.Done():
+			return
+		case <-time.After(statusInterval):
+		}
+	}
+}
+
+// traceStream is `sockplay trace`'s feed: the trace records from now on,
+// as they come. A "hello" event says that the stream is open.
+func (s *Server) traceStream(w http.ResponseWriter, r *http.Request, name string) {
+	o := s.cfg.Observer
+	out := newSSE(w)
+	_, seq := o.Traces().Since(0, 1)
+	if out.send("hello", 0, map[string]any{"plugin": name, "plugins": o.Names()}) != nil || out.flush() != nil {
+		return
+	}
+	ctx := r.Context()
+	for {
+		changed, _ := o.Changed()
+		trs, last := o.Traces().Since(seq, 0)
+		seq = last
+		for _, t := range trs {
+			if name == "" || t.Plugin == name {
+				if out.send("trace", t.Seq, t) != nil {
+					return
+				}
+			}
+		}
+		if out.flush() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-time.After(15 * time.Second):
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || out.flush() != nil {
+				return
+			}
+		}
+	}
+}
