@@ -253,10 +253,10 @@ func CheckAdmin(addr, token string) error {
 		return fmt.Errorf("--admin %q: port %q is not a number from 0 to 65535", addr, port)
 	}
 	ip := net.ParseIP(host)
-	if host != "localhost" && ip == nil {
+	if host != "localhost" && host != "" && ip == nil {
 		return fmt.Errorf("--admin %q: the host must be an IP address or localhost", addr)
 	}
-	if token == "" && host != "localhost" && !ip.IsLoopback() {
+	if token == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()) { // "" is every address
 		return fmt.Errorf("--admin %s is not a loopback address: set --admin-token TOKEN to serve the admin endpoint there", addr)
 	}
 	return nil

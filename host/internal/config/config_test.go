@@ -205,3 +205,28 @@ func checkErr(t *testing.T, op string, err error, want string) {
 		t.Fatalf("%s: %q, want it to contain %q", op, err, want)
 	}
 }
+
+func TestCheckAdmin(t *testing.T) {
+	cases := []struct {
+		addr, token string
+		ok          bool
+	}{
+		{"127.0.0.1:12380", "", true},
+		{"127.0.0.2:0", "", true},
+		{"[::1]:0", "", true},
+		{"localhost:0", "", true},
+		{"off", "", true},
+		{"0.0.0.0:12380", "", false},
+		{":12380", "", false},
+		{"192.0.2.1:12380", "", false},
+		{"0.0.0.0:12380", "tok", true},
+		{"nonsense", "", false},
+		{"127.0.0.1:65536", "", false},
+		{"example.com:80", "tok", false},
+	}
+	for _, c := range cases {
+		if err := CheckAdmin(c.addr, c.token); (err == nil) != c.ok {
+			t.Errorf("CheckAdmin(%q, %q) = %v, want ok %v", c.addr, c.token, err, c.ok)
+		}
+	}
+}
