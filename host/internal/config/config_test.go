@@ -225,7 +225,7 @@ func TestCheckAdmin(t *testing.T) {
 		{"example.com:80", "tok", false},
 	}
 	for _, c := range cases {
-		if err := CheckAdmin(c.addr, c.token); (err == nil) != c.ok {
+		if err := config.CheckAdmin(c.addr, c.token); (err == nil) != c.ok {
 			t.Errorf("CheckAdmin(%q, %q) = %v, want ok %v", c.addr, c.token, err, c.ok)
 		}
 	}
