@@ -325,12 +325,26 @@ func TestObserveRestart(t *testing.T) {
 	h.Stop(15 * time.Second)
 }
 
-// A plugin without the events feature (the Python SDK's) still runs; its
-// status says "no events".
+// A plugin without the events feature (here: SOCKPLAY_EVENTS=off, the
+// diagnostic that turns them off) still runs; its status says "no events".
 func TestObserveNoEvents(t *testing.T) {
-	h := e2e.Start(t, e2e.Config{Enable: []string{"pyecho", "echo"}})
-	st := waitStatus(t, h, "pyecho", `"no events"`, func(i int, st apiStatus) bool { return st.Plugins[i].Events == "no events" })
-	if p := st.Plugins[plugin(st, "pyecho")]; p.State != "running" || p.ConnsTotal != 0 {
+	h := e2e.Start(t, e2e.Config{Enable: []string{"echo"}, Env: []string{"SOCKPLAY_EVENTS=off"}})
+	st := waitStatus(t, h, "echo", `"no events"`, func(i int, st apiStatus) bool { return st.Plugins[i].Events == "no events" })
+	echoConn(t, h.Addr("echo"), []byte("still served"))
+	if p := st.Plugins[plugin(st, "echo")]; p.State != "running" || p.ConnsTotal != 0 {
+		t.Errorf("echo: %+v", p)
+	}
+	h.Stop(15 * time.Second)
+}
+
+// The Python SDK's plugins report their connections to the same observer.
+func TestObservePython(t *testing.T) {
+	h := e2e.Start(t, e2e.Config{Enable: []string{"pyecho"}})
+	echoConn(t, h.Addr("pyecho"), []byte("from python\n"))
+	st := waitStatus(t, h, "pyecho", "the connection", func(i int, st apiStatus) bool {
+		return st.Plugins[i].ConnsTotal == 1 && st.Plugins[i].ConnsActive == 0
+	})
+	if p := st.Plugins[plugin(st, "pyecho")]; p.Events != "on" || p.BytesIn != 12 || p.BytesOut != 12 {
 		t.Errorf("pyecho: %+v", p)
 	}
 	h.Stop(15 * time.Second)
