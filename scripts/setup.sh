@@ -5,7 +5,8 @@
 # python3-cryptography; protobuf-compiler-grpc and libprotobuf-dev for its
 # generated-code check), haproxy (the PROXY protocol test sends through a
 # real one), systemd's systemd-socket-activate (the socket activation test),
-# and the Go modules. Safe to run again; installs only
+# chromium (the admin page's test drives Debian's headless Chromium with
+# chromedp), and the Go modules. Safe to run again; installs only
 # what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The Python SDK runs on Debian's /usr/bin/python3 with Debian's packages.
 for pkg in python3-grpcio python3-protobuf python3-cryptography protobuf-compiler-grpc libprotobuf-dev; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
