@@ -31,7 +31,9 @@ ifneq ($(PYPLUGINS),)
 endif
 
 # Serve every bundled plugin on its default 127.0.0.1 address. Ctrl-C stops.
+# The banner ends with the live page's address (--admin, 127.0.0.1:12380).
 run: build
+	@echo "make run: serving on 127.0.0.1; the host prints the live page's URL (sockplay: live page at ...)"
 	./$(BIN)/sockplay serve $(ARGS)
 
 # The whole suite: set-up, vet, gofmt, generated code, go test -race.
