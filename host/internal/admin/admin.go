@@ -250,6 +250,9 @@ const (
 	streamEvents   = 200
 	streamTraces   = 500
 	statusInterval = 250 * time.Millisecond
+	// streamConns bounds the open connections each status message lists
+	// (the oldest); open_count says how many there are.
+	streamConns = 500
 )
 
 // sse writes Server-Sent Events (the WHATWG HTML standard, "Server-sent
@@ -297,8 +300,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, name string) {
 	ctx := r.Context()
 	for {
 		changed, _ := o.Changed()
-		if err := out.send("status", 0, map[string]any{"status": s.cfg.Status(), "connections": o.Open(name),
-			"now": time.Now().UTC()}); err != nil {
+		conns := o.Open(name)
+		count := len(conns)
+		conns = conns[:min(count, streamConns)]
+		if err := out.send("status", 0, map[string]any{"status": s.cfg.Status(), "connections": conns,
+			"open_count": count, "now": time.Now().UTC()}); err != nil {
 			return
 		}
 		evs, last := o.Events().Since(evSeq, 0)

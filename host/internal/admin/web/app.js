@@ -79,7 +79,8 @@ function renderStatus(msg) {
       el("td", { class: "num", text: c.traced_in ? bytes(c.traced_in) + "+" : "–" }),
       el("td", { class: "num", text: c.traced_out ? bytes(c.traced_out) + "+" : "–" })));
   }
-  $("#conns-count").textContent = "(" + (msg.connections || []).length + ")";
+  const shown = (msg.connections || []).length, count = msg.open_count ?? shown;
+  $("#conns-count").textContent = "(" + count + (count > shown ? ", the oldest " + shown + " shown" : "") + ")";
 }
 
 function describe(e) {
@@ -167,7 +168,12 @@ function connect() {
   }
   const es = new EventSource("/api/stream" + (scope ? "?plugin=" + encodeURIComponent(scope) : ""));
   const live = $("#live");
-  es.onopen = () => { live.textContent = "● live"; live.className = "live on"; };
+  es.onopen = () => {
+    live.textContent = "● live"; live.className = "live on";
+    // A reconnected stream sends the recent history again.
+    $("#events").replaceChildren();
+    $("#trace").replaceChildren();
+  };
   es.onerror = () => { live.textContent = "○ reconnecting"; live.className = "live off"; };
   es.addEventListener("status", (m) => renderStatus(JSON.parse(m.data)));
   es.addEventListener("event", (m) => addEvent(JSON.parse(m.data)));
