@@ -19,7 +19,8 @@ import (
 )
 
 // ScreenshotEnv, set to 1, makes TestLivePage copy its 1280x800 screenshot
-// to docs/admin-page.png, the one the README shows:
+// to docs/admin-page.png, the one the README shows (and the phone-width one
+// to docs/admin-page-phone.png):
 //
 //	SOCKPLAY_UPDATE_SCREENSHOT=1 go test -run TestLivePage ./host
 const screenshotEnv = "SOCKPLAY_UPDATE_SCREENSHOT"
@@ -138,6 +139,12 @@ func TestLivePage(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(filepath.Dir(shot), "admin-page-phone.png"), png, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if os.Getenv(screenshotEnv) == "1" {
+		root, _ := e2e.ModuleRoot()
+		if err := os.WriteFile(filepath.Join(root, "docs", "admin-page-phone.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if strings.Contains(h.Stderr(), "[ERROR]") {
 		t.Errorf("the host logged an error:\n%s", h.Stderr())
