@@ -26,7 +26,11 @@ the table with the reason.
 
 --json prints {"plugins": [...], "skipped": [...]}; each plugin has name,
 version, protocol, summary, transport, default_addr, features, path, source
-("plugin-dir" or "PATH") and sha256; each skipped file has path and reason.`,
+("plugin-dir" or "PATH") and sha256; each skipped file has path and reason.
+The names it shares with 'sockplay status --json' (name, version,
+transport) mean the same there; features lists the optional parts of the
+plugin contract the plugin implements: "events" (it reports its
+connections to the host), "trace", "listener", "rules", "handoff-ack".`,
 		Example: `  sockplay plugins
   sockplay plugins --wide                 # with protocol, features and SHA-256
   sockplay plugins --plugin-dir ./bin --json`,
