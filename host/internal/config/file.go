@@ -65,6 +65,10 @@ type fileBody struct {
 	Standby           *bool         `hcl:"standby,optional"`
 	HealthInterval    *string       `hcl:"health_interval,optional"`
 	HealthTimeout     *string       `hcl:"health_timeout,optional"`
+	AdminToken        *string       `hcl:"admin_token,optional"`
+	Trace             []string      `hcl:"trace,optional"`
+	TraceBytes        *int          `hcl:"trace_bytes,optional"`
+	LogConns          *bool         `hcl:"log_conns,optional"`
 	StatusFile        *string       `hcl:"status_file,optional"`
 	Plugins           []pluginBlock `hcl:"plugin,block"`
 }
@@ -264,6 +268,12 @@ func (f *File) Apply(c *Config, log *Logging, changed func(flag string) bool) er
 	num("crash_limit", b.CrashLimit, &c.CrashLimit)
 	str("handoff", b.Handoff, &c.Handoff)
 	flag("standby", b.Standby, &c.Standby)
+	str("admin_token", b.AdminToken, &c.AdminToken)
+	if b.Trace != nil && !changed("trace") {
+		c.Trace = b.Trace
+	}
+	num("trace_bytes", b.TraceBytes, &c.TraceBytes)
+	flag("log_conns", b.LogConns, &c.LogConns)
 	str("status_file", b.StatusFile, &c.StatusFile)
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", f.Path, err)

@@ -136,3 +136,29 @@ func TestFileErrors(t *testing.T) {
 		t.Fatalf("a missing file: %v", err)
 	}
 }
+
+// The observation keys: admin off, a token, trace mode and the connection log.
+func TestFileObservation(t *testing.T) {
+	path := writeFile(t, `admin = "off"
+admin_token = "tok"
+trace = ["echo"]
+trace_bytes = 100
+log_conns = true
+`)
+	f, err := config.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := config.Default()
+	c.PluginDir = "/x"
+	log := config.Logging{Level: "info", Format: "text", Time: true}
+	if err := f.Apply(&c, &log, func(string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	if c.Admin != config.AdminOff || c.AdminToken != "tok" || strings.Join(c.Trace, ",") != "echo" || c.TraceBytes != 100 || !c.LogConns {
+		t.Fatalf("applied: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
