@@ -134,7 +134,7 @@ func TestSocketActivation(t *testing.T) {
 	// passing on only PATH, HOME, USER, TERM and the -E variables.
 	cmd := exec.Command(sa, "--listen="+addr, "--fdname=whoami",
 		"-E", "NOTIFY_SOCKET="+notify, "-E", "WATCHDOG_USEC=300000",
-		filepath.Join(bin, "sockplay"), "serve", "--plugin-dir", dir,
+		filepath.Join(bin, "sockplay"), "serve", "--plugin-dir", dir, "--admin", "off",
 		"--status-file", filepath.Join(t.TempDir(), "status.json"))
 	var stdout, stderr e2e.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
