@@ -191,12 +191,14 @@ func TestObserveCounts(t *testing.T) {
 	}
 	defer u.Close()
 	_ = u.SetDeadline(time.Now().Add(10 * time.Second))
-	for range datagrams {
-		if _, err := u.Write([]byte("ping")); err != nil {
+	for i := range datagrams {
+		// Each payload differs: udpecho's loop guard drops identical repeats.
+		ping := fmt.Sprintf("ping%d", i)
+		if _, err := u.Write([]byte(ping)); err != nil {
 			t.Fatal(err)
 		}
 		buf := make([]byte, 64)
-		if n, err := u.Read(buf); err != nil || string(buf[:n]) != "ping" {
+		if n, err := u.Read(buf); err != nil || string(buf[:n]) != ping {
 			t.Fatalf("udpecho: %q %v", buf[:n], err)
 		}
 	}
@@ -211,7 +213,7 @@ func TestObserveCounts(t *testing.T) {
 	st = waitStatus(t, h, "udpecho", "the datagrams", func(i int, st apiStatus) bool {
 		return st.Plugins[i].DatagramsIn == datagrams && st.Plugins[i].DatagramsOut == datagrams
 	})
-	if ue := st.Plugins[plugin(st, "udpecho")]; ue.BytesIn != 4*datagrams || ue.BytesOut != 4*datagrams {
+	if ue := st.Plugins[plugin(st, "udpecho")]; ue.BytesIn != 5*datagrams || ue.BytesOut != 5*datagrams {
 		t.Errorf("udpecho: %+v", ue)
 	}
 
@@ -229,7 +231,7 @@ func TestObserveCounts(t *testing.T) {
 		{"sockplay_sent_bytes_total", []string{"plugin", "echo"}, float64(sent)},
 		{"sockplay_datagrams_total", []string{"plugin", "udpecho", "direction", "in"}, datagrams},
 		{"sockplay_datagrams_total", []string{"plugin", "udpecho", "direction", "out"}, datagrams},
-		{"sockplay_received_bytes_total", []string{"plugin", "udpecho"}, 4 * datagrams},
+		{"sockplay_received_bytes_total", []string{"plugin", "udpecho"}, 5 * datagrams},
 		{"sockplay_plugin_up", []string{"plugin", "echo"}, 1},
 		{"sockplay_plugin_restarts_total", []string{"plugin", "echo"}, 0},
 		{"sockplay_events_dropped_total", []string{"plugin", "echo"}, 0},
