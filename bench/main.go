@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.BoolVar(&cfg.InProc, "inproc", cfg.InProc, "also measure the direct server inside the bench process")
 	fs.BoolVar(&cfg.UDP, "udp", cfg.UDP, "run the UDP scenarios when sockplay-udpecho is built")
 	fs.BoolVar(&cfg.Python, "python", cfg.Python, "also measure the Python examples sockplay-pyecho and sockplay-pyudpecho through a host of their own (target python; --python=false skips)")
+	fs.BoolVar(&cfg.Rules, "rules", cfg.Rules, "also measure echo with an allow list, a per-source limit and a per-source rate (target rules; --handoff listener unless a --host-arg says otherwise)")
 	fs.IntVar(&cfg.MemoryConns, "memory-conns", cfg.MemoryConns, "idle connections of the memory check (0: skip it)")
 	fs.StringArrayVar(&cfg.HostArgs, "host-arg", nil, "an extra argument for sockplay serve, such as --host-arg=--handoff=listener (repeatable)")
 	fs.StringArrayVar(&cfg.HostEnv, "host-env", nil, "KEY=VALUE for the host's (and so the plugins') environment, for experiments (repeatable)")

@@ -232,6 +232,9 @@ func TestSmoke(t *testing.T) {
 		if row.PythonRatio <= 0 {
 			t.Errorf("%s %s: python/plugin ratio %v, want > 0 (medians %v)", row.Scenario, row.Metric, row.PythonRatio, row.Median)
 		}
+		if tcp := !strings.HasPrefix(row.Scenario, "udp"); tcp && row.RulesRatio <= 0 {
+			t.Errorf("%s %s: rules/direct ratio %v, want > 0 (medians %v)", row.Scenario, row.Metric, row.RulesRatio, row.Median)
+		}
 	}
 	for _, s := range Scenarios() {
 		if !ran[s.Name] && !(s.UDP && slicesHasPrefix(got.Notes, "UDP scenarios skipped")) {

@@ -44,6 +44,9 @@ type Row struct {
 	// PythonRatio is python/plugin of the medians: the Python examples
 	// against the Go plugins (0 when either is missing).
 	PythonRatio float64 `json:"python_ratio,omitempty"`
+	// RulesRatio is rules/direct of the medians: echo with access rules
+	// against the direct server (0 when either is missing).
+	RulesRatio float64 `json:"rules_ratio,omitempty"`
 }
 
 // Check is one of the issue's targets.
@@ -91,6 +94,9 @@ func (r *Report) finish(scenarios []Scenario) {
 			if py, ok := row.Median[Python]; ok && okp && p > 0 {
 				row.PythonRatio = py / p
 			}
+			if ru, ok := row.Median[Rules]; ok && okd && d > 0 {
+				row.RulesRatio = ru / d
+			}
 			r.Rows = append(r.Rows, row)
 		}
 	}
@@ -117,6 +123,10 @@ func (r *Report) finish(scenarios []Scenario) {
 					Got: fmt.Sprintf("%.1f × %s", p/c, classic), Met: p/c >= 5})
 			}
 		}
+	}
+	if row := r.Row("connrate", "conn_s"); row != nil && row.RulesRatio > 0 {
+		r.Checks = append(r.Checks, Check{Name: "connections/s with rules", Want: "≥ 0.85 × direct",
+			Got: fmt.Sprintf("%.2f × direct", row.RulesRatio), Met: row.RulesRatio >= 0.85})
 	}
 	if m := r.Memory; m != nil && m.HostAfterKiB > 0 {
 		r.Checks = append(r.Checks, Check{Name: fmt.Sprintf("host memory, %d idle connections", m.Conns),
@@ -168,6 +178,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	if python {
 		head += "python/plugin\t"
 	}
+	rules := slices.Contains(r.Targets, Rules)
+	if rules {
+		head += "rules/direct\t"
+	}
 	fmt.Fprintln(tw, head)
 	for _, row := range r.Rows {
 		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t", row.Scenario, figure(row), num(row.Median, Plugin), num(row.Median, Direct), ratioText(row))
@@ -176,6 +190,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		if python {
 			line += pythonRatioText(row) + "\t"
+		}
+		if rules {
+			line += ratioOf(row.RulesRatio) + "\t"
 		}
 		fmt.Fprintln(tw, line)
 	}
@@ -240,6 +257,13 @@ func ratioText(row Row) string {
 		return fmt.Sprintf("%.2f (%+.1f µs)", row.Ratio, row.Diff)
 	}
 	return fmt.Sprintf("%.2f", row.Ratio)
+}
+
+func ratioOf(x float64) string {
+	if x == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", x)
 }
 
 func pythonRatioText(row Row) string {

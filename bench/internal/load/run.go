@@ -33,6 +33,10 @@ type Config struct {
 	// Python adds a second host serving the Python examples pyecho and
 	// pyudpecho, when BinDir has them (target "python").
 	Python bool
+	// Rules adds a third host serving echo with access rules (target
+	// "rules"): an allow list, a per-source limit and a per-source rate,
+	// none of which refuses the bench's clients (RulesArgs).
+	Rules bool
 	// MemoryConns is how many idle connections the memory check opens (0:
 	// no memory check).
 	MemoryConns int
@@ -53,8 +57,17 @@ type Config struct {
 // DefaultConfig is `make bench`: 7 rounds of every scenario, the classic
 // super-servers, 10,000 idle connections.
 func DefaultConfig() Config {
-	return Config{BinDir: "bin", Rounds: 7, Params: DefaultParams(), Classic: true, UDP: true, Python: true, MemoryConns: 10000}
+	return Config{BinDir: "bin", Rounds: 7, Params: DefaultParams(), Classic: true, UDP: true, Python: true, Rules: true, MemoryConns: 10000}
 }
+
+// RulesArgs are the rules target's: an allow list, a per-source limit and
+// a per-source rate on echo that the bench's clients (all from 127.0.0.1, at
+// most Params.Conns at once) stay within, with the plugin accepting on the
+// shared listener (--handoff listener: the fast mode, where the SDK
+// enforces them). --host-arg values come after these and override them,
+// such as --host-arg=--handoff=conn to have the host enforce them.
+var RulesArgs = []string{"--handoff", "listener", "--allow", "echo=127.0.0.0/8,::1",
+	"--max-per-source", "echo=256", "--rate-per-source", "echo=1000000/s:100000"}
 
 // Validate reports a Config that cannot run.
 func (c Config) Validate() error {
@@ -137,6 +150,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			targets = append(targets, t)
 		}
+	}
+	if cfg.Rules {
+		t, err := StartHostOf(ctx, RulesPlugins, cfg.BinDir, false, cfg.HostEnv, append(slices.Clone(RulesArgs), cfg.HostArgs...))
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
 	}
 	if cfg.InProc {
 		t, err := StartInProc()

@@ -21,6 +21,7 @@ import (
 const (
 	Plugin    = "plugin"    // the host with the echo (and udpecho) plugin
 	Python    = "python"    // a host with the Python examples pyecho (and pyudpecho)
+	Rules     = "rules"     // a host with echo and access rules (RulesArgs)
 	Direct    = "direct"    // a plain Go echo server in its own process
 	InProc    = "inproc"    // the same server inside the bench process
 	Xinetd    = "xinetd"    // xinetd running /bin/cat
@@ -66,6 +67,7 @@ type HostPlugins struct {
 var (
 	GoPlugins     = HostPlugins{Target: Plugin, TCP: "echo", UDP: "udpecho"}
 	PythonPlugins = HostPlugins{Target: Python, TCP: "pyecho", UDP: "pyudpecho"}
+	RulesPlugins  = HostPlugins{Target: Rules, TCP: "echo"}
 )
 
 // StartHost runs `sockplay serve` from binDir with the echo plugin, and the
