@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -118,6 +120,7 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 	if f.check && f.config == "" {
 		return usagef("--check checks a --config FILE: give one")
 	}
+	base, baseLog := cloneConfig(cfg), f.log // the flags alone, for a reload
 	if f.config != "" {
 		if err := applyFile(cmd, &cfg, &f); err != nil {
 			return err
@@ -148,7 +151,7 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 	}
 
 	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(signals)
 	h, err := serve.Start(cmd.Context(), cfg, s.Out, log)
 	if err != nil {
@@ -159,6 +162,20 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 		h.Kill()
 		return err
 	}
+	if f.config != "" {
+		// SIGHUP reads the file again, under the same flags.
+		h.SetReloader(func() (config.Config, error) {
+			c, fl := cloneConfig(base), f
+			fl.log = baseLog
+			if err := applyFile(cmd, &c, &fl); err != nil {
+				return c, err
+			}
+			if c.PluginDir == "" {
+				c.PluginDir = defaultPluginDir()
+			}
+			return c, c.Validate()
+		})
+	}
 	sd := systemd.NewNotifier(log.Named("systemd"))
 	h.SetNotify(sd.Notify)
 	sd.Notify(systemd.Ready)
@@ -168,6 +185,20 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 	defer wg.Wait()
 	defer stopWatchdog()
 	return h.Run(signals)
+}
+
+// cloneConfig copies c's maps, which a config file's Apply fills in.
+func cloneConfig(c config.Config) config.Config {
+	c.Listen = maps.Clone(c.Listen)
+	c.Origin = maps.Clone(c.Origin)
+	c.Rules = maps.Clone(c.Rules)
+	set := map[string]map[string]string{}
+	for k, v := range c.Set {
+		set[k] = maps.Clone(v)
+	}
+	c.Set = set
+	c.Enable = slices.Clone(c.Enable)
+	return c
 }
 
 // applyFile reads the --config file into cfg and f's log settings, under the

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -39,6 +40,7 @@ type Host struct {
 	statusMu sync.Mutex
 	notify   func(state string) // systemd's sd_notify; nil: none
 	obs      observation        // observe.go
+	reloads  reloadState        // reload.go
 }
 
 // SetNotify sets the function told of the host's state changes in
@@ -56,6 +58,10 @@ const StopGrace = 4 * time.Second
 // at once.
 func (h *Host) Run(signals <-chan os.Signal) error {
 	sig := <-signals
+	for sig == syscall.SIGHUP { // reload, and serve on
+		h.reload()
+		sig = <-signals
+	}
 	h.log.Info("stopping: draining connections", "signal", sig.String(), "drain_timeout", h.cfg.DrainTimeout)
 	if h.notify != nil {
 		h.notify("STOPPING=1")
@@ -69,6 +75,9 @@ func (h *Host) Run(signals <-chan os.Signal) error {
 		h.log.Info("stopped")
 		return nil
 	case sig := <-signals:
+		for sig == syscall.SIGHUP { // no reload while stopping
+			sig = <-signals
+		}
 		h.Kill()
 		<-done
 		return fmt.Errorf("stopped at once on a second signal (%s)", sig)
@@ -79,6 +88,23 @@ func (h *Host) Run(signals <-chan os.Signal) error {
 		h.writeStatus(true)
 		h.unlock()
 		return fmt.Errorf("stopped by force: the plugins did not stop within --drain-timeout %s + %s", h.cfg.DrainTimeout, StopGrace)
+	}
+}
+
+// reload is SIGHUP: Reload, logged, with systemd told.
+func (h *Host) reload() {
+	if h.notify != nil {
+		h.notify("RELOADING=1")
+	}
+	h.log.Info("reloading: reading the configuration again")
+	if err := h.Reload(context.Background()); err != nil {
+		h.log.Error("reload", "error", err)
+	} else {
+		h.log.Info("reloaded")
+	}
+	h.writeStatus(false)
+	if h.notify != nil {
+		h.notify("READY=1")
 	}
 }
 
@@ -322,7 +348,8 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 	if err != nil {
 		return nil, "", err
 	}
-	if tl, ok := ln.(*listen.TCP); ok {
+	tl, _ := ln.(*listen.TCP)
+	if tl != nil {
 		tl.SetLogger(plog)
 		tl.SetRules(where.host)
 	}
@@ -347,6 +374,7 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 		Watch:    h.watch(e.Name),
 	}, proc, desc)
 	ok = true
+	h.track(e.Name, &running{sup: sup, desc: desc, tcp: tl, listener: where.listener, rules: compiled, byPlugin: where.plugin != nil})
 	line := fmt.Sprintf("%s\t%s\t%s %s\tpid %d", e.Name, desc.GetVersion(),
 		supervisor.TransportName(desc.GetTransport()), ln.Addr(), proc.Pid)
 	return sup, line, nil
