@@ -18,12 +18,12 @@ import (
 // atomic load per connection.
 //
 // Connection limits need to know when a connection closes, which the host
-// does not see once it handed the descriptor over. So the gate keeps the
-// client address of every connection it admitted, counts it open, and only
-// when a limit would refuse one does it ask the kernel which are still open
-// (openConns, sock_diag), forgets the others and decides again. Below the
-// limits that costs nothing; at a limit, one netlink dump per refusal
-// candidate.
+// does not see once it handed the descriptor over. So the gate keeps both
+// ends of every connection it admitted, counts it open, and only when a
+// limit would refuse one does it ask the kernel which of them are still open
+// (stillOpen: sock_diag lookups, 32 to a netlink message), forgets the
+// others and decides again. Below the limits that costs nothing; at a limit,
+// one round trip per 32 connections counted.
 type gate struct {
 	*rules.Gate
 	local netip.AddrPort
@@ -32,12 +32,12 @@ type gate struct {
 	rebuild atomic.Bool // the rules began to count: learn what is open now
 
 	// Touched by the accept loop only (TCP.mu).
-	admitted map[netip.AddrPort]struct{}
+	admitted map[netip.AddrPort]netip.AddrPort // client -> local end
 	diagLog  time.Time
 }
 
 func newGate(addr net.Addr) *gate {
-	g := &gate{Gate: rules.NewGate(nil), local: rules.AddrPort(addr), admitted: map[netip.AddrPort]struct{}{}}
+	g := &gate{Gate: rules.NewGate(nil), local: rules.AddrPort(addr), admitted: map[netip.AddrPort]netip.AddrPort{}}
 	log := hclog.NewNullLogger()
 	g.log.Store(&log)
 	return g
@@ -92,7 +92,7 @@ func (g *gate) admit(fd int, sa syscall.Sockaddr) bool {
 		if _, reused := g.admitted[peer]; reused { // the same client port again: the old one is gone
 			g.Release(peer.Addr())
 		}
-		g.admitted[peer] = struct{}{}
+		g.admitted[peer] = g.localOf(fd)
 	} else if len(g.admitted) > 0 && !g.Rules().Counts() {
 		clear(g.admitted)
 	}
@@ -103,26 +103,35 @@ func (g *gate) admit(fd int, sa syscall.Sockaddr) bool {
 // learns every open one, and recounts; except is the connection being
 // decided. It reports whether the kernel answered.
 func (g *gate) resync(all bool, except netip.AddrPort) bool {
-	live, err := openConns(g.local)
+	var err error
+	if all {
+		var live []conn
+		if live, err = openConns(g.local); err == nil {
+			clear(g.admitted)
+			for _, c := range live {
+				g.admitted[c.remote] = c.local
+			}
+		}
+	} else {
+		conns := make([]conn, 0, len(g.admitted))
+		for remote, local := range g.admitted {
+			conns = append(conns, conn{local, remote})
+		}
+		var open []bool
+		if open, err = stillOpen(conns); err == nil {
+			for i, c := range conns {
+				if !open[i] {
+					delete(g.admitted, c.remote)
+				}
+			}
+		}
+	}
 	if err != nil {
 		if time.Since(g.diagLog) > time.Second {
 			g.diagLog = time.Now()
 			(*g.log.Load()).Warn("cannot count open connections; the limits count every connection admitted as open", "error", err)
 		}
 		return false
-	}
-	open := make(map[netip.AddrPort]struct{}, len(live))
-	for _, a := range live {
-		open[a] = struct{}{}
-	}
-	if all {
-		g.admitted = open
-	} else {
-		for a := range g.admitted {
-			if _, ok := open[a]; !ok {
-				delete(g.admitted, a)
-			}
-		}
 	}
 	delete(g.admitted, except)
 	addrs := make([]netip.Addr, 0, len(g.admitted))
@@ -131,6 +140,19 @@ func (g *gate) resync(all bool, except netip.AddrPort) bool {
 	}
 	g.Recount(addrs)
 	return true
+}
+
+// localOf is the local end of the accepted connection fd: the listener's
+// address, or when that is unspecified (0.0.0.0, ::) the socket's own.
+func (g *gate) localOf(fd int) netip.AddrPort {
+	if !g.local.Addr().IsUnspecified() {
+		return g.local
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		return g.local
+	}
+	return sockaddrAddrPort(sa)
 }
 
 func sockaddrAddrPort(sa syscall.Sockaddr) netip.AddrPort {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sockplay/sockplay/host/internal/listen"
 	"github.com/sockplay/sockplay/sdk/protocol"
+	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
 	"github.com/sockplay/sockplay/sdk/protocol/rules"
 )
 
@@ -46,7 +47,7 @@ func refused(t *testing.T, c net.Conn) bool {
 	return err != nil
 }
 
-func serveWith(t *testing.T, l *listen.TCP, s *sink) {
+func serveWith(t *testing.T, l *listen.TCP, s listen.Sink) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -140,5 +141,31 @@ func TestRateAtAccept(t *testing.T) {
 	}
 	if r := l.Refused(); r["rate"] != 2 {
 		t.Fatalf("Refused() = %v", r)
+	}
+}
+
+// closingSink is a plugin that serves each connection by closing it at once.
+type closingSink struct{}
+
+func (closingSink) Send(_ fdpass.Kind, _ []uint64, _ []int) error { return nil }
+
+func TestLimitForgetsClosedConnections(t *testing.T) {
+	l := listenTCP(t, 64)
+	l.SetRules(compile(t, &protocol.Rules{MaxPerSource: 100, MaxConns: 120}))
+	serveWith(t, l, closingSink{})
+	addr := l.Addr().String()
+	// 350 connections one after another, each closed by the "plugin" (the
+	// listener closes its copy after the handoff) and then by the client:
+	// never more than one open, so none is refused, though the host asks
+	// the kernel about 100 admitted connections at a time (in 4 batches).
+	for i := range 350 {
+		c := dialFrom(t, "127.0.0.2", addr)
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("read data from a connection nobody writes to")
+		}
+		c.Close()
+		if r := l.Refused(); len(r) > 0 {
+			t.Fatalf("connection %d: refused %v with at most one open", i, r)
+		}
 	}
 }
