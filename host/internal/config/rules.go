@@ -33,8 +33,7 @@ func ParseRules(f RuleFlags) (map[string]*protocol.Rules, map[string]string, err
 	origin := map[string]string{}
 	get := func(flag, v string) (*protocol.Rules, string, string, error) {
 		name, val, ok := strings.Cut(v, "=")
-		name = strings.TrimSpace(name)
-		if !ok || name == "" || strings.ContainsAny(name, " ,=") {
+		if !ok || !validName(name) {
 			return nil, "", "", fmt.Errorf("--%s %q: want NAME=VALUE, NAME a plugin or *", flag, v)
 		}
 		if out[name] == nil {
@@ -60,13 +59,13 @@ func ParseRules(f RuleFlags) (map[string]*protocol.Rules, map[string]string, err
 			}
 			items := rules.SplitList(val)
 			if len(items) == 0 {
-				return nil, nil, fmt.Errorf("--%s %s: no CIDR given", l.flag, v)
+				return nil, nil, fmt.Errorf("--%s %s: no CIDR given", l.flag, shown(v))
 			}
 			list := l.field(r)
 			all := append(append([]string{}, *list...), items...)
 			ps, err := rules.ParsePrefixes(l.flag, all)
 			if err != nil {
-				return nil, nil, fmt.Errorf("--%s %s: %w", l.flag, v, unprefix(err, l.flag))
+				return nil, nil, fmt.Errorf("--%s %s: %w", l.flag, shown(v), unprefix(err, l.flag))
 			}
 			*list = nil
 			for _, p := range ps {
@@ -90,10 +89,10 @@ func ParseRules(f RuleFlags) (map[string]*protocol.Rules, map[string]string, err
 			}
 			n, err := ParseCount(val)
 			if err != nil {
-				return nil, nil, fmt.Errorf("--%s %s: %w", c.flag, v, err)
+				return nil, nil, fmt.Errorf("--%s %s: %w", c.flag, shown(v), err)
 			}
 			if p := c.field(r); *p != 0 {
-				return nil, nil, fmt.Errorf("--%s %s: %s is given twice", c.flag, v, name)
+				return nil, nil, fmt.Errorf("--%s %s: %s is given twice", c.flag, shown(v), name)
 			} else {
 				*p = n
 			}
@@ -105,13 +104,41 @@ func ParseRules(f RuleFlags) (map[string]*protocol.Rules, map[string]string, err
 			return nil, nil, err
 		}
 		if r.RatePerSource != 0 {
-			return nil, nil, fmt.Errorf("--rate-per-source %s: %s is given twice", v, name)
+			return nil, nil, fmt.Errorf("--rate-per-source %s: %s is given twice", shown(v), name)
 		}
 		if r.RatePerSource, r.RateBurst, err = rules.ParseRate(val); err != nil {
-			return nil, nil, fmt.Errorf("--rate-per-source %s: %w", v, err)
+			return nil, nil, fmt.Errorf("--rate-per-source %s: %w", shown(v), err)
 		}
 	}
 	return out, origin, nil
+}
+
+// validName reports whether name can be a plugin's (the catalog's
+// sockplay-NAME: letters, digits, "-", "_", ".") or is "*".
+func validName(name string) bool {
+	if name == AllPlugins {
+		return true
+	}
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// shown is a flag value as an error shows it: as given, or quoted when it
+// holds spaces or control characters, so that the error stays one line.
+func shown(v string) string {
+	for _, r := range v {
+		if r <= ' ' || r == 0x7f || !strconv.IsPrint(r) {
+			return strconv.Quote(v)
+		}
+	}
+	return v
 }
 
 // unprefix drops the list name rules.ParsePrefixes puts first, which the

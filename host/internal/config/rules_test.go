@@ -1,12 +1,14 @@
 package config_test
 
 import (
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sockplay/sockplay/host/internal/config"
 	"github.com/sockplay/sockplay/sdk/protocol"
+	"github.com/sockplay/sockplay/sdk/protocol/rules"
 )
 
 func TestParseRules(t *testing.T) {
@@ -75,4 +77,33 @@ func TestRulesFor(t *testing.T) {
 	if got := cfg.RulesFor("chat"); got != nil {
 		t.Fatalf("no rules: %v", got)
 	}
+}
+
+// FuzzParseRules: any flag value parses to rules that compile, or to one
+// error line that names the flag.
+func FuzzParseRules(f *testing.F) {
+	for _, s := range []string{"echo=127.0.0.0/8", "*=::1,127.0.0.2", "echo=3", "echo=10/s:5", "=x", "echo=", "a=b=c", "echo=1/m"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		for flag, fl := range map[string]config.RuleFlags{
+			"--allow":           {Allow: []string{v}},
+			"--max-conns":       {MaxConns: []string{v}},
+			"--rate-per-source": {RatePerSource: []string{v}},
+			"--proxy-protocol":  {ProxyProtocol: []string{v}},
+		} {
+			got, _, err := config.ParseRules(fl)
+			if err != nil {
+				if !strings.HasPrefix(err.Error(), flag+" ") || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("%s %q: error %q does not start with the flag, or is more than one line", flag, v, err)
+				}
+				continue
+			}
+			for name, r := range got {
+				if _, err := rules.Compile(r); err != nil {
+					t.Fatalf("%s %q: plugin %s's rules %v do not compile: %v", flag, v, name, r, err)
+				}
+			}
+		}
+	})
 }
