@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,10 +145,16 @@ func TestRateAtAccept(t *testing.T) {
 	}
 }
 
-// closingSink is a plugin that serves each connection by closing it at once.
+// closingSink is a plugin that serves each connection by closing it at once
+// (a sink owns the connections it took).
 type closingSink struct{}
 
-func (closingSink) Send(_ fdpass.Kind, _ []uint64, _ []int) error { return nil }
+func (closingSink) Send(_ fdpass.Kind, _ []uint64, fds []int) error {
+	for _, fd := range fds {
+		syscall.Close(fd)
+	}
+	return nil
+}
 
 func TestLimitForgetsClosedConnections(t *testing.T) {
 	l := listenTCP(t, 64)
