@@ -82,8 +82,9 @@ func (g *gate) admit(fd int, sa syscall.Sockaddr) bool {
 		why, counted = g.AdmitCounted(peer.Addr(), now)
 	}
 	if why != "" {
+		log := g.Refuse(why, peer.Addr(), now) // counted before the client can see it
 		syscall.Close(fd)
-		if g.Refuse(why, peer.Addr(), now) {
+		if log {
 			(*g.log.Load()).Info("refused", "peer", peer.String(), "reason", string(why))
 		}
 		return false

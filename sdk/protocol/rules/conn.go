@@ -37,8 +37,13 @@ type Refusal struct {
 // PacketConn. Set it before the gate is used.
 func (g *Gate) OnRefuse(f func(Refusal)) { g.onRefuse = f }
 
-func (g *Gate) refuse(rf Refusal) {
+// refuse closes c (if not nil) and reports the refusal, counted first, so
+// that whoever sees the close also finds it counted.
+func (g *Gate) refuse(c net.Conn, rf Refusal) {
 	rf.Log = g.Refuse(rf.Reason, rf.Peer.Addr(), time.Now())
+	if c != nil {
+		c.Close()
+	}
 	if g.onRefuse != nil {
 		g.onRefuse(rf)
 	}
@@ -70,8 +75,7 @@ func (g *Gate) AcceptConn(c net.Conn) (net.Conn, bool) {
 		if r.Trusted(peer.Addr()) {
 			hc, err := readHeader(c)
 			if err != nil {
-				c.Close()
-				g.refuse(Refusal{Reason: ProxyHeader, Peer: peer, Local: c.LocalAddr(), Err: err})
+				g.refuse(c, Refusal{Reason: ProxyHeader, Peer: peer, Local: c.LocalAddr(), Err: err})
 				return nil, false
 			}
 			client, served = AddrPort(hc.remote), hc
@@ -81,8 +85,7 @@ func (g *Gate) AcceptConn(c net.Conn) (net.Conn, bool) {
 	}
 	why, counted := g.AdmitCounted(client.Addr(), time.Now())
 	if why != "" {
-		c.Close()
-		g.refuse(Refusal{Reason: why, Peer: client, Local: c.LocalAddr()})
+		g.refuse(c, Refusal{Reason: why, Peer: client, Local: c.LocalAddr()})
 		return nil, false
 	}
 	if counted {
@@ -177,8 +180,7 @@ func (c *untrustedConn) Read(b []byte) (int, error) {
 	if IsProxyHeader(b[:n]) {
 		c.bad = true
 		c.checked.Store(false)
-		c.Conn.Close()
-		c.g.refuse(Refusal{Reason: ProxyHeader, Peer: c.peer, Local: c.Conn.LocalAddr(), Err: ErrProxyHeader})
+		c.g.refuse(c.Conn, Refusal{Reason: ProxyHeader, Peer: c.peer, Local: c.Conn.LocalAddr(), Err: ErrProxyHeader})
 		return 0, ErrProxyHeader
 	}
 	return n, err
@@ -254,7 +256,7 @@ func (p *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if why == "" {
 			return n, addr, err
 		}
-		p.g.refuse(Refusal{Reason: why, Peer: from, Local: p.LocalAddr()})
+		p.g.refuse(nil, Refusal{Reason: why, Peer: from, Local: p.LocalAddr()})
 	}
 }
 
