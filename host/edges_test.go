@@ -184,7 +184,7 @@ func TestFrozenPluginReplaced(t *testing.T) {
 	if left := e2e.WaitGone([]int{pid}, 5*time.Second); len(left) > 0 {
 		t.Fatalf("the stopped process %d is still there", pid)
 	}
-	h.WaitLog("plugin exited with connections unanswered; they go to the next process", 5*time.Second)
+	h.WaitLog("plugin exited with connections unanswered; those it had not begun to serve go to the next process: next=", 5*time.Second)
 	row := statusRow(statusOutput(t, status), "echo")
 	out := statusOutput(t, status)
 	if len(row) < 8 || row[4] != "running" || row[7] == "0" || !strings.Contains(out, "stopped (SIGSTOP?)") {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,7 +35,7 @@ func startHandoff(rt *runtime) error {
 		if err != nil {
 			return err
 		}
-		go rt.receive(fdpass.NewReceiver(c), fdpass.NewSender(c))
+		go rt.receive(fdpass.NewReceiver(c), newAnswerer(fdpass.NewSender(c)))
 	}
 	go watchParent()
 	return nil
@@ -42,10 +43,11 @@ func startHandoff(rt *runtime) error {
 
 // receive serves what the host hands over until the host closes its end,
 // which means it is gone: then the plugin exits with everything it started.
-// It answers every batch of connections on the same socket (feature
-// handoff-ack, see package fdpass): those it took, and those it could not
-// take for want of a descriptor, which the host keeps and sends again.
-func (rt *runtime) receive(r *fdpass.Receiver, answer *fdpass.Sender) {
+// It answers the batches of connections on the same socket (feature
+// handoff-ack, see package fdpass): those it took, a little later and many at
+// once, and at once those it could not take for want of a descriptor, which
+// the host keeps and sends again.
+func (rt *runtime) receive(r *fdpass.Receiver, answer *answerer) {
 	var outOfFDs LogLimiter
 	for {
 		batch, err := r.Recv()
@@ -77,17 +79,16 @@ func (rt *runtime) receive(r *fdpass.Receiver, answer *fdpass.Sender) {
 	}
 }
 
-// take serves a batch. Connections ('C') are answered before any of them is
-// served: those whose descriptor arrived and could be made a net.Conn as
-// taken, the others as returned. It returns how many it returned, and why.
-func (rt *runtime) take(srv *Server, psrv *PacketServer, batch []fdpass.Handoff, answer *fdpass.Sender) (int, error) {
-	var conns []net.Conn
-	var ids, taken, returned []uint64
+// take serves a batch. Connections ('C') whose descriptor arrived and could
+// be made a net.Conn are served and answered taken; the others are answered
+// returned, at once. It returns how many it returned, and why.
+func (rt *runtime) take(srv *Server, psrv *PacketServer, batch []fdpass.Handoff, answer *answerer) (int, error) {
+	var returned []uint64
 	var cause error
 	for _, h := range batch {
 		if h.Kind != fdpass.Conn || srv == nil {
 			if h.Kind == fdpass.Conn {
-				taken = append(taken, h.ID) // the host may close it: nothing here serves it
+				answer.taken(h.ID) // the host may close it: nothing here serves it
 			}
 			rt.accept(srv, psrv, h)
 			continue
@@ -100,28 +101,81 @@ func (rt *runtime) take(srv *Server, psrv *PacketServer, batch []fdpass.Handoff,
 		h.File.Close()
 		switch {
 		case err == nil:
-			conns = append(conns, c)
-			ids = append(ids, h.ID)
-			taken = append(taken, h.ID)
+			answer.taken(h.ID)
+			srv.serveConn(h.ID, c) // the host's id, for the events
 		case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
 			returned = append(returned, h.ID)
 			cause = err
 		default: // not a socket: sending it again would not help
 			rt.log.Error("handed-off connection", "conn", h.ID, "error", err)
-			taken = append(taken, h.ID)
+			answer.taken(h.ID)
 		}
 	}
-	// A Send fails only when the host is gone.
-	if len(taken) > 0 {
-		_ = answer.Send(fdpass.Taken, taken, nil)
-	}
 	if len(returned) > 0 {
-		_ = answer.Send(fdpass.Returned, returned, nil)
-	}
-	for i, c := range conns {
-		srv.serveConn(ids[i], c) // the host's id, for the events
+		answer.returned(returned)
 	}
 	return len(returned), cause
+}
+
+// answerer writes the plugin's answers. Taken ids wait up to takenDelay, or
+// until fdpass.MaxBatch of them are there, and go in one message: the host
+// needs them only to close its copies, and one answer per connection would
+// cost both processes a system call and a wakeup each. Returned ids go at
+// once (after the taken ones waiting), since the host sends them again.
+type answerer struct {
+	mu    sync.Mutex
+	s     *fdpass.Sender
+	ids   []uint64 // taken, not yet answered
+	timer *time.Timer
+}
+
+// takenDelay is the longest a taken id waits for its answer.
+const takenDelay = 2 * time.Millisecond
+
+func newAnswerer(s *fdpass.Sender) *answerer {
+	a := &answerer{s: s, ids: make([]uint64, 0, fdpass.MaxBatch)}
+	a.timer = time.AfterFunc(time.Hour, a.flush)
+	a.timer.Stop()
+	return a
+}
+
+func (a *answerer) taken(id uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ids = append(a.ids, id)
+	switch len(a.ids) {
+	case fdpass.MaxBatch:
+		a.timer.Stop()
+		a.send()
+	case 1:
+		a.timer.Reset(takenDelay)
+	}
+}
+
+func (a *answerer) returned(ids []uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.timer.Stop()
+	a.send()
+	for len(ids) > 0 {
+		n := min(len(ids), fdpass.MaxBatch)
+		_ = a.s.Send(fdpass.Returned, ids[:n], nil) // fails only when the host is gone
+		ids = ids[n:]
+	}
+}
+
+func (a *answerer) flush() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.send()
+}
+
+// send answers the taken ids waiting; a.mu is held.
+func (a *answerer) send() {
+	if len(a.ids) > 0 {
+		_ = a.s.Send(fdpass.Taken, a.ids, nil) // fails only when the host is gone
+		a.ids = a.ids[:0]
+	}
 }
 
 // watchParent is the fallback watchdog for a plugin that has no handoff socket:

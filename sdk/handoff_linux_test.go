@@ -19,23 +19,11 @@ import (
 )
 
 // A batch whose descriptors were partly cut off (the process at its
-// open-file limit) is answered before any connection is served: the ids
-// whose descriptor arrived as taken, the others as returned, so the host
-// sends those again (feature handoff-ack).
-func TestTakeAnswersBeforeServing(t *testing.T) {
-	hostEnd, child, err := fdpass.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hostEnd.Close()
-	pc, err := fdpass.FileConn(child)
-	child.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	_ = hostEnd.SetDeadline(time.Now().Add(10 * time.Second))
-
+// open-file limit): the connections that arrived are served and answered
+// taken, the others answered returned at once, after the taken ones waiting,
+// so that the host sends them again (feature handoff-ack).
+func TestTakeAnswers(t *testing.T) {
+	hostEnd, pc := handoffPair(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -61,13 +49,7 @@ func TestTakeAnswersBeforeServing(t *testing.T) {
 		}
 		files = append(files, f)
 	}
-
-	// Each handler records how many bytes of answers wait on the host's end
-	// when it starts: both answers (T of two ids, R of one: 20 + 12 bytes)
-	// must be there already.
-	queued := make(chan int, 2)
 	srv := NewServer(HandlerFunc(func(_ context.Context, c net.Conn) {
-		queued <- inq(t, hostEnd)
 		_, _ = c.Write([]byte("served\n"))
 	}), nil)
 	defer srv.Shutdown(context.Background())
@@ -77,19 +59,9 @@ func TestTakeAnswersBeforeServing(t *testing.T) {
 		{Kind: fdpass.Conn, ID: 2}, // cut off
 		{Kind: fdpass.Conn, ID: 3, File: files[1]},
 	}
-	returned, _ := rt.take(srv, nil, batch, fdpass.NewSender(pc))
+	returned, _ := rt.take(srv, nil, batch, newAnswerer(fdpass.NewSender(pc)))
 	if returned != 1 {
 		t.Fatalf("take returned %d, want 1", returned)
-	}
-	for i := range 2 {
-		select {
-		case n := <-queued:
-			if n != 32 {
-				t.Fatalf("handler %d started with %d bytes of answers written, want 32", i, n)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("a taken connection was not served")
-		}
 	}
 	r := fdpass.NewReceiver(hostEnd)
 	taken, err := r.Recv()
@@ -99,13 +71,6 @@ func TestTakeAnswersBeforeServing(t *testing.T) {
 	back, err := r.Recv()
 	if err != nil {
 		t.Fatal(err)
-	}
-	ids := func(hs []fdpass.Handoff) []uint64 {
-		var out []uint64
-		for _, h := range hs {
-			out = append(out, h.ID)
-		}
-		return out
 	}
 	if taken[0].Kind != fdpass.Taken || !slices.Equal(ids(taken), []uint64{1, 3}) ||
 		back[0].Kind != fdpass.Returned || !slices.Equal(ids(back), []uint64{2}) {
@@ -118,6 +83,64 @@ func TestTakeAnswersBeforeServing(t *testing.T) {
 			t.Fatalf("client %d: %q, %v", i, buf[:n], err)
 		}
 	}
+}
+
+// Taken ids are answered many at once: at the latest takenDelay after the
+// first, and at once when fdpass.MaxBatch of them wait.
+func TestAnswererBatches(t *testing.T) {
+	hostEnd, pc := handoffPair(t)
+	a := newAnswerer(fdpass.NewSender(pc))
+	for id := range uint64(fdpass.MaxBatch) {
+		a.taken(id + 1)
+	}
+	// The 64th sent them all, before taken returned: nothing waits for a
+	// timer (the first message may be a timer's, on a slow machine).
+	r := fdpass.NewReceiver(hostEnd)
+	var got []uint64
+	for n := 0; len(got) < fdpass.MaxBatch && n < fdpass.MaxBatch; n++ {
+		if q := inq(t, hostEnd); q == 0 {
+			t.Fatalf("after %d of %d ids read, nothing more is waiting", len(got), fdpass.MaxBatch)
+		}
+		msg, err := r.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ids(msg)...)
+	}
+	if len(got) != fdpass.MaxBatch || got[0] != 1 || got[len(got)-1] != fdpass.MaxBatch {
+		t.Fatalf("answered %v", got)
+	}
+	a.taken(100) // alone: the timer answers it
+	msg, err := r.Recv()
+	if err != nil || msg[0].Kind != fdpass.Taken || !slices.Equal(ids(msg), []uint64{100}) {
+		t.Fatalf("a lone taken id: %+v, %v", msg, err)
+	}
+}
+
+func ids(hs []fdpass.Handoff) []uint64 {
+	var out []uint64
+	for _, h := range hs {
+		out = append(out, h.ID)
+	}
+	return out
+}
+
+// handoffPair is a handoff socket pair: the host's end and the plugin's.
+func handoffPair(t *testing.T) (host, plugin *net.UnixConn) {
+	t.Helper()
+	hostEnd, child, err := fdpass.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hostEnd.Close() })
+	pc, err := fdpass.FileConn(child)
+	child.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	_ = hostEnd.SetDeadline(time.Now().Add(10 * time.Second))
+	return hostEnd, pc
 }
 
 // inq is SIOCINQ (FIONREAD) on a SOCK_SEQPACKET socket: the bytes of every message

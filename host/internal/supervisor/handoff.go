@@ -12,25 +12,31 @@ import (
 	"unsafe"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
 	"github.com/sockplay/sockplay/sdk/protocol/plog"
 )
 
 // The host's side of the descriptor handoff to one process (package fdpass
-// has the wire). A plugin with the feature handoff-ack answers each batch of
-// connections: the host keeps its copy of every connection until the plugin
+// has the wire). A plugin with the feature handoff-ack answers each
+// connection: the host keeps its copy of every connection until the plugin
 // says it took it, gives back to the listener those it returns (it was out of
-// descriptors) and those still unanswered when it exits, and stops sending to
-// it while too many are unanswered or after a return. A plugin without the
-// feature is held back while it leaves messages unread.
+// descriptors) and those it left unanswered and untouched when it exits, and
+// stops sending to it while too many are unanswered or after a return. A
+// plugin without the feature is held back while it leaves messages unread.
 const (
 	// maxUnanswered is how many connections a plugin may leave unanswered
-	// before the host stops sending it more. It bounds what a process that
+	// before the host stops sending it more. It is well above what a plugin
+	// answers at once (64, or what came in 2 ms), bounds what a process that
 	// is alive but not reading (stopped, deadlocked) holds up until it is
-	// replaced, and stays well inside the socket's send buffer (each message
-	// costs about 1 KiB of it), so that a Send never blocks on a full socket.
-	maxUnanswered = 128
+	// replaced, and stays inside the socket's send buffer (each message costs
+	// about 800 bytes of it; handoffSendBuffer), so that a Send does not
+	// block on a full socket.
+	maxUnanswered = 256
+	// handoffSendBuffer is the SO_SNDBUF asked for on the host's end (the
+	// kernel caps it at twice net.core.wmem_max, 416 KiB by default).
+	handoffSendBuffer = 1 << 20
 	// After a plugin returns connections the host waits before sending it
 	// more: minReturnPause, doubling up to maxReturnPause while returns go
 	// on, as net/http backs off on EMFILE.
@@ -84,6 +90,7 @@ type handoff struct {
 }
 
 func newHandoff(c *net.UnixConn, log hclog.Logger) *handoff {
+	_ = c.SetWriteBuffer(handoffSendBuffer)
 	return &handoff{conn: c, sender: fdpass.NewSender(c), log: log, done: make(chan struct{}),
 		inflight: map[uint64]int{}, answered: make(chan struct{}, 1), answerTimeout: answerTimeout}
 }
@@ -289,11 +296,56 @@ func (h *handoff) run() {
 	requeue := h.requeue
 	h.mu.Unlock()
 	h.sendMu.Unlock()
-	if len(ids) > 0 {
-		sortByID(ids, fds)
-		h.log.Info("plugin exited with connections unanswered; they go to the next process", "conns", len(ids))
-		giveBack(requeue, ids, fds)
+	if len(ids) == 0 {
+		return
 	}
+	sortByID(ids, fds)
+	// Those the plugin did nothing with (it never read their message, or did
+	// not get to them) go to the next process as if just accepted; those it
+	// had begun to serve end with it, as a crash's connections do.
+	keepIDs, keepFDs := ids[:0], fds[:0]
+	lost := 0
+	for i, fd := range fds {
+		if untouched(fd) {
+			keepIDs, keepFDs = append(keepIDs, ids[i]), append(keepFDs, fd)
+		} else {
+			syscall.Close(fd)
+			lost++
+		}
+	}
+	h.log.Info("plugin exited with connections unanswered; those it had not begun to serve go to the next process",
+		"next", len(keepIDs), "closed", lost)
+	giveBack(requeue, keepIDs, keepFDs)
+}
+
+// TCP states (include/net/tcp_states.h).
+const (
+	tcpEstablished = 1
+	tcpCloseWait   = 8
+)
+
+// untouched reports whether nobody has read from or written to the TCP
+// connection fd since it was accepted: it is still established (or the
+// client has half-closed it), nothing was sent on it, and every byte the
+// client sent is still unread (TCP_INFO, SIOCINQ, SIOCOUTQ; tcp(7)). Such a
+// connection can go to another process as if it had just been accepted. A
+// descriptor that is not a TCP socket counts as untouched.
+func untouched(fd int) bool {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return true
+	}
+	unread, err1 := unix.IoctlGetInt(fd, unix.SIOCINQ)
+	unsent, err2 := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+	received := info.Bytes_received // the client's FIN counts one
+	switch info.State {
+	case tcpEstablished:
+	case tcpCloseWait:
+		received--
+	default:
+		return false
+	}
+	return err1 == nil && err2 == nil && info.Bytes_acked == 0 && unsent == 0 && uint64(unread) == received
 }
 
 // answer applies one answer: taken connections' host copies are closed,

@@ -296,6 +296,104 @@ func TestHandoffExitGivesBack(t *testing.T) {
 	}
 }
 
+// When a process dies with connections unanswered, those it did nothing
+// with go to the next process, and those it had begun to serve (a byte read
+// or written) end with it, as a crash's connections do.
+func TestHandoffExitKeepsUntouched(t *testing.T) {
+	h, fp, rq := newTestHandoff(t, true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cases := []struct {
+		name      string
+		touch     func(t *testing.T, client net.Conn, fd int)
+		untouched bool
+	}{
+		{"sent, not read", func(t *testing.T, c net.Conn, _ int) { write(t, c, "hi") }, true},
+		{"half-closed by the client", func(t *testing.T, c net.Conn, _ int) {
+			write(t, c, "bye")
+			_ = c.(*net.TCPConn).CloseWrite()
+		}, true},
+		{"written to", func(t *testing.T, _ net.Conn, fd int) { _, _ = syscall.Write(fd, []byte("greeting")) }, false},
+		{"read from", func(t *testing.T, c net.Conn, fd int) {
+			write(t, c, "hi")
+			time.Sleep(10 * time.Millisecond) // for the bytes to arrive
+			_, _ = syscall.Read(fd, make([]byte, 1))
+		}, false},
+	}
+	var ids []uint64
+	var fds []int
+	clients := map[uint64]net.Conn{}
+	for i, tc := range cases {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := s.(*net.TCPConn).File()
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, err := syscall.Dup(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.touch(t, c, fd)
+		id := uint64(i + 1)
+		ids, fds = append(ids, id), append(fds, fd)
+		clients[id] = c
+	}
+	time.Sleep(20 * time.Millisecond) // for a half-close to arrive
+	if err := h.Send(fdpass.Conn, ids, fds); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range fp.recv(t) {
+		g.File.Close()
+	}
+	fp.c.Close() // the process dies without answering
+	select {
+	case <-h.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not see the end of file")
+	}
+	back, _ := rq.get()
+	var want []uint64
+	for i, tc := range cases {
+		if tc.untouched {
+			want = append(want, uint64(i+1))
+		}
+	}
+	if !slices.Equal(back, want) {
+		t.Fatalf("given back %v, want %v (the untouched ones)", back, want)
+	}
+	for i, tc := range cases {
+		if tc.untouched {
+			continue
+		}
+		c := clients[uint64(i+1)]
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		// Closed: end of file, or a reset when it held bytes unread.
+		if _, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("%s: the client's connection was not closed: %v", tc.name, err)
+		}
+	}
+}
+
+func write(t *testing.T, c net.Conn, s string) {
+	t.Helper()
+	if _, err := io.WriteString(c, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A plugin without handoff-ack: the host closes its copy once sendmsg
 // succeeds, and holds back while the plugin leaves more than maxUnreadBytes
 // unread.
@@ -335,4 +433,81 @@ func TestHandoffWithoutAnswers(t *testing.T) {
 		t.Fatalf("Ready once all is read: %v", err)
 	}
 	t.Logf("%d messages of one connection passed %d bytes unread", sent, maxUnreadBytes)
+}
+
+// BenchmarkHandoff is one connection's handoff, host and plugin side in one
+// process over a real socket pair: the host sends a descriptor (a dup of a
+// pipe's, standing for an accepted connection), the plugin receives it and
+// closes its copy, and, with answers (feature handoff-ack), answers it taken,
+// and the host closes its copy on the answer. Compare the two sub-benchmarks
+// for the cost of the answers:
+//
+//	go test -run '^$' -bench Handoff -count 10 ./host/internal/supervisor
+func BenchmarkHandoff(b *testing.B) {
+	for _, answers := range []bool{false, true} {
+		name := "without answers"
+		if answers {
+			name = "with answers"
+		}
+		b.Run(name, func(b *testing.B) {
+			hostEnd, child, err := fdpass.Pair()
+			if err != nil {
+				b.Fatal(err)
+			}
+			pc, err := fdpass.FileConn(child)
+			child.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := newHandoff(hostEnd, hclog.NewNullLogger())
+			h.answers.Store(answers)
+			go h.run()
+			plugin := make(chan struct{})
+			go func() {
+				defer close(plugin)
+				r, answer := fdpass.NewReceiver(pc), fdpass.NewSender(pc)
+				ids := make([]uint64, 0, fdpass.MaxBatch)
+				for {
+					got, err := r.Recv()
+					if err != nil {
+						return
+					}
+					ids = ids[:0]
+					for _, g := range got {
+						g.File.Close()
+						ids = append(ids, g.ID)
+					}
+					if answers {
+						_ = answer.Send(fdpass.Taken, ids, nil)
+					}
+				}
+			}()
+			r, w, err := os.Pipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			defer w.Close()
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := range b.N {
+				fd, err := syscall.Dup(int(w.Fd()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := h.Ready(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if err := h.Send(fdpass.Conn, []uint64{uint64(i + 1)}, []int{fd}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			hostEnd.CloseWrite()
+			<-plugin
+			pc.Close()
+			<-h.done
+			hostEnd.Close()
+		})
+	}
 }

@@ -30,30 +30,33 @@
 // # Answers (feature "handoff-ack")
 //
 // A plugin that lists the feature "handoff-ack" in its Description
-// (sdk/protocol.FeatureHandoffAck) answers every 'C' message on the same
-// socket, with messages of the same header and no descriptors:
+// (sdk/protocol.FeatureHandoffAck) answers every connection of a 'C' message
+// on the same socket, with messages of the same header and no descriptors:
 //
-//	'T' taken     the ids whose connections the plugin now holds a descriptor
-//	              of; the host closes its own copies
+//	'T' taken     the ids of connections the plugin now holds a descriptor of;
+//	              the host closes its own copies
 //	'R' returned  the ids it could not take (cut off by MSG_CTRUNC, or its dup
 //	              failed with EMFILE or ENFILE); the host still holds them
 //
-// Each id of a 'C' message is answered once: one 'T' message with those taken,
-// if any, then one 'R' message with those returned, if any, both written
-// before the plugin starts serving any connection of the batch. Since a
-// SOCK_SEQPACKET socket delivers what was written before its peer closed, a
-// host that reads a plugin's end of file has read every answer the plugin
-// gave. Messages of kind 'P' and 'L' are not answered.
+// Each id is answered once. A returned id is answered at once. Taken ids may
+// wait and go many to a message (the Go SDK answers them 2 ms after the
+// first, or at once when 64 wait), since the host needs them only to close
+// its copies: one answer per connection would cost both processes a system
+// call and a wakeup each. A plugin answers every taken id waiting before it
+// answers a returned one, and within 10 ms.
 //
-// The host keeps its copy of each connection it sent until it is answered, so
-// a connection the kernel accepted is never closed unanswered:
+// The host keeps its copy of each connection it sent until it is answered,
+// so a connection the kernel accepted is never closed unanswered:
 //   - a returned connection goes back to the front of the listener's queue,
 //     and the host waits before sending that plugin more, 5 ms doubling to 1 s
 //     while returns go on, reset when a connection is taken; meanwhile new
 //     clients wait in the kernel's accept backlog;
-//   - a connection still unanswered when the plugin exits goes to the
-//     process that replaces it;
-//   - the host stops sending to a plugin with 128 connections unanswered
+//   - of the connections still unanswered when the plugin exits, those
+//     nobody read from or wrote to (TCP_INFO, SIOCINQ, SIOCOUTQ: still
+//     established, nothing sent, every byte the client sent unread) go to
+//     the process that replaces it, as if just accepted; those it had begun
+//     to serve end with it, as a crash's connections do;
+//   - the host stops sending to a plugin with 256 connections unanswered
 //     (one that is alive but not reading: stopped or deadlocked), so new
 //     clients wait in the backlog until it answers or is replaced; one that
 //     answers none of them for 10 s is replaced.
