@@ -40,6 +40,8 @@ type batch struct {
 // socket's, as the kernel does for the peer of an SCM_RIGHTS message; a
 // failing one records the ids it was offered and takes nothing.
 type sink struct {
+	mu      sync.Mutex
+	held    []*os.File // every file collect returned
 	err     error
 	batches chan batch    // what a working sink took
 	offered chan []uint64 // what a failing sink was offered
@@ -55,6 +57,11 @@ func newSink(t *testing.T, err error) *sink {
 					f.Close()
 				}
 			default:
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				for _, f := range s.held {
+					f.Close()
+				}
 				return
 			}
 		}
@@ -108,6 +115,11 @@ func (s *sink) collect(t *testing.T, n int) []batch {
 		case b := <-s.batches:
 			got = append(got, b)
 			total += len(b.files)
+			// The plugin holds them until the test ends (or closes one):
+			// a dropped *os.File would be closed by its finalizer.
+			s.mu.Lock()
+			s.held = append(s.held, b.files...)
+			s.mu.Unlock()
 		case <-deadline:
 			t.Fatalf("after %s: the sink has %d of %d connections", timeout, total, n)
 		}
