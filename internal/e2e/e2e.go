@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -403,9 +404,16 @@ func (h *Host) cleanup() {
 }
 
 // Run runs the sockplay binary with args to completion (30 s at most) and
-// returns its output and exit code.
+// returns its output and exit code. A `serve` given no --admin gets --admin
+// off, so that it never binds the default admin port, which a host the user
+// runs (`make run`) holds.
 func Run(t testing.TB, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	if len(args) > 0 && args[0] == "serve" && !slices.ContainsFunc(args, func(a string) bool {
+		return a == "--admin" || strings.HasPrefix(a, "--admin=")
+	}) {
+		args = append(slices.Clip(args), "--admin", "off")
+	}
 	return RunBinary(t, "sockplay", nil, args...)
 }
 
