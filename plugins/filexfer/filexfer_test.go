@@ -91,6 +91,8 @@ func TestConfig(t *testing.T) {
 		{"bad maxfile", map[string]string{"root": dir, "maxfile": "lots"}, "maxfile"},
 		{"bad quota", map[string]string{"root": dir, "quota": "-1"}, "quota"},
 		{"zero transfers", map[string]string{"root": dir, "maxtransfers": "0"}, "maxtransfers"},
+		{"direct off", map[string]string{"root": dir, "direct": "false"}, ""},
+		{"bad direct", map[string]string{"root": dir, "direct": "maybe"}, "direct"},
 		{"unknown option", map[string]string{"rooot": dir}, "no option"},
 	}
 	for _, tt := range tests {
