@@ -455,13 +455,17 @@ func (o *Observer) batch(name string, pid int, b *protocol.EventBatch) {
 				Conn: e.GetConn(), Peer: e.GetPeer(), Local: e.GetLocal(), Duration: d,
 				BytesIn: e.GetBytesIn(), BytesOut: e.GetBytesOut(), Reason: reason}
 			recs = append(recs, ev)
-			logs = append(logs, ev)
+			if o.cfg.LogConns {
+				logs = append(logs, ev)
+			}
 		case protocol.Event_REFUSED:
 			p.stats.Refused[e.GetReason()]++
 			ev := Event{Time: t, Plugin: name, Kind: KindRefused, Pid: pid, Peer: e.GetPeer(), Local: e.GetLocal(),
 				Reason: e.GetReason()}
 			recs = append(recs, ev)
-			logs = append(logs, ev)
+			if o.cfg.LogConns {
+				logs = append(logs, ev)
+			}
 		case protocol.Event_DATAGRAMS:
 			p.stats.DatagramsIn += e.GetDatagramsIn()
 			p.stats.DatagramsOut += e.GetDatagramsOut()
@@ -492,9 +496,7 @@ func (o *Observer) batch(name string, pid int, b *protocol.EventBatch) {
 	o.mu.Lock()
 	o.changedLocked()
 	o.mu.Unlock()
-	if o.cfg.LogConns {
-		o.logConns(logs)
-	}
+	o.logConns(logs)
 }
 
 // logConns writes one line per closed or refused connection, as xinetd's
