@@ -46,6 +46,12 @@ type Server struct {
 	closed  bool
 	wg      sync.WaitGroup
 
+	// Accept loops (Serve): Shutdown ends them first, so that a connection
+	// an accept returned is served, never closed unserved.
+	listeners map[net.Listener]bool
+	stopping  bool // under mu: Serve starts no more loops
+	accepting sync.WaitGroup
+
 	acceptLog LogLimiter
 
 	// events, when set (the plugin runtime, with the Events stream on),
@@ -86,7 +92,8 @@ func NewServer(h Handler, log hclog.Logger) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), logKey{}, log))
 	return &Server{handler: h, log: log, ctx: ctx, cancel: cancel, conns: map[net.Conn]bool{},
-		pending: map[net.Conn]struct{}{}, lingerTimeout: LingerTimeout, lingerBytes: LingerBytes}
+		pending: map[net.Conn]struct{}{}, listeners: map[net.Listener]bool{},
+		lingerTimeout: LingerTimeout, lingerBytes: LingerBytes}
 }
 
 // ServeConn serves c on a new goroutine and returns at once. After Shutdown
@@ -248,6 +255,21 @@ const (
 // kernel's backlog meanwhile. The errors are logged at WARN at most once a
 // second (LogLimiter), each line with the count of lines suppressed before it.
 func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = true
+	s.accepting.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		s.accepting.Done()
+	}()
 	stop := context.AfterFunc(s.ctx, func() { l.Close() })
 	defer stop()
 	defer l.Close()
@@ -256,7 +278,7 @@ func (s *Server) Serve(l net.Listener) error {
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			if s.ctx.Err() != nil {
+			if s.isStopping() || s.ctx.Err() != nil {
 				return ErrServerClosed
 			}
 			if !TemporaryAcceptError(err) {
@@ -325,11 +347,29 @@ func TemporaryAcceptError(err error) bool {
 //	}
 type LogLimiter = plog.Limiter
 
-// Shutdown drains: it cancels the handlers' context, refuses new connections,
-// waits until every handler has returned or ctx is done, and then closes the
-// connections still open and waits for their handlers. It returns how many it
-// had to close. Once Shutdown has begun, connections close without lingering.
+func (s *Server) isStopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
+}
+
+// Shutdown drains: it closes the listeners of Serve and waits for their
+// accept loops, so that a connection already accepted is served rather than
+// dropped (on a listening socket shared with a replacement process, the
+// connections not yet accepted wait for that process); then it cancels the
+// handlers' context, refuses new connections, waits until every handler has
+// returned or ctx is done, and then closes the connections still open and
+// waits for their handlers. It returns how many it had to close. Once
+// Shutdown has begun, connections close without lingering.
 func (s *Server) Shutdown(ctx context.Context) int {
+	s.mu.Lock()
+	s.stopping = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	s.accepting.Wait()
+
 	s.mu.Lock()
 	s.closed = true
 	for c, lingering := range s.conns {

@@ -102,6 +102,27 @@ func Find(entries []Entry, name string) (Entry, error) {
 	return Entry{}, fmt.Errorf("unknown plugin %q (found: %s)", name, have)
 }
 
+// Reread returns e as its file is now: hashed afresh, so that a binary rebuilt
+// in place since it was found is started, and checked by go-plugin's
+// SecureConfig, as the file it has become.
+func Reread(e Entry) (Entry, error) {
+	fi, err := os.Stat(e.Path)
+	switch {
+	case err != nil:
+		return Entry{}, err
+	case !fi.Mode().IsRegular():
+		return Entry{}, fmt.Errorf("%s: not a regular file", e.Path)
+	case fi.Mode().Perm()&0o111 == 0:
+		return Entry{}, fmt.Errorf("%s: not executable", e.Path)
+	}
+	sum, err := fileSHA256(e.Path)
+	if err != nil {
+		return Entry{}, err
+	}
+	e.SHA256 = sum
+	return e, nil
+}
+
 func fileSHA256(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

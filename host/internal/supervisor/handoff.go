@@ -75,6 +75,7 @@ type handoff struct {
 	sendMu      sync.Mutex
 	gone        bool // under sendMu: the process is gone, Send refuses
 	interrupted atomic.Bool
+	sentConns   atomic.Uint64 // connections sent, in all (Process.settle)
 
 	mu         sync.Mutex
 	inflight   map[uint64]int // connections sent, not yet answered: their host copies
@@ -137,9 +138,12 @@ func (h *handoff) Send(kind fdpass.Kind, ids []uint64, fds []int) error {
 		}
 		return err
 	}
-	if kind == fdpass.Conn && !track {
-		for _, fd := range fds {
-			syscall.Close(fd)
+	if kind == fdpass.Conn {
+		h.sentConns.Add(uint64(len(fds)))
+		if !track {
+			for _, fd := range fds {
+				syscall.Close(fd)
+			}
 		}
 	}
 	return nil

@@ -32,6 +32,8 @@ type Process struct {
 	ProtocolVersion int
 	// Description is what the process said it is (set by Probe).
 	Description *protocol.Description
+	// Entry is the binary it runs, with the SHA-256 go-plugin checked.
+	Entry catalog.Entry
 
 	traceBytes uint32
 
@@ -105,6 +107,7 @@ func Launch(ctx context.Context, lc LaunchConfig) (*Process, error) {
 	}
 	p := &Process{
 		Name:    lc.Entry.Name,
+		Entry:   lc.Entry,
 		cmd:     cmd,
 		kill:    kill,
 		log:     log,
@@ -184,7 +187,7 @@ func (p *Process) startError(err error) error {
 		}
 		return fmt.Errorf("not a sockplay plugin: it printed %q on stdout, where its go-plugin handshake line belongs (a plugin must not write to stdout before sdk.Main serves; log to stderr)", hs)
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		return fmt.Errorf("binary changed since it was found (SHA-256 mismatch)")
+		return fmt.Errorf("binary changed while it was being started (SHA-256 mismatch)")
 	}
 	if tail := p.stderr.LastLine(); tail != "" {
 		return fmt.Errorf("%s: %s", firstLine(msg), tail)
@@ -232,6 +235,33 @@ func (p *Process) Panic() string { return p.stderr.Panic() }
 // them afterwards. It is safe for concurrent use.
 func (p *Process) Send(kind fdpass.Kind, ids []uint64, fds []int) error {
 	return p.hand.Send(kind, ids, fds)
+}
+
+// settle waits, up to limit, until the plugin has taken every connection
+// handed to it: the handoff socket is a queue, and a connection still in it
+// when the plugin's server shuts down for a drain would be closed unserved.
+// The plugin's Stats count the connections it took (conns_total); a plugin
+// that does not count them costs the wait.
+func (p *Process) settle(ctx context.Context, limit time.Duration) {
+	sent := p.hand.sentConns.Load()
+	if sent == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for wait := 100 * time.Microsecond; ; wait = min(2*wait, 10*time.Millisecond) {
+		st, err := p.Control.Stats(ctx, &protocol.StatsRequest{})
+		if err != nil || st.GetConnsTotal() >= sent {
+			return
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		case <-p.exited:
+			return
+		}
+	}
 }
 
 // Ready waits until the process may be sent more connections (see

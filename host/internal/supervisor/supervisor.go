@@ -6,7 +6,10 @@
 //
 // Lifecycle of one plugin: Probe launches the first process and asks it what
 // it is; the caller binds the listener and calls Configure; New and Run take it
-// from there until Shutdown or Kill.
+// from there until Shutdown or Kill. Replace swaps the serving process for a
+// new binary's without refusing a client (replace.go). Every start, restarts
+// included, hashes the binary afresh: a binary rebuilt in place is adopted,
+// never taken for a crash.
 package supervisor
 
 import (
@@ -23,6 +26,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/status"
 
+	"github.com/sockplay/sockplay/host/internal/catalog"
 	"github.com/sockplay/sockplay/host/internal/listen"
 	"github.com/sockplay/sockplay/sdk/protocol"
 )
@@ -122,11 +126,17 @@ type Config struct {
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
 	// Watch, if set, is called on its own goroutine for every process that
-	// starts serving (the first, each restart, a standby that takes over),
-	// with a context that ends when that process exits or the supervisor is
-	// killed. Shutdown and Kill wait for it to return. The observer opens
-	// the process's Events stream here.
+	// starts serving (the first, each restart, a standby that takes over, a
+	// replacement), with a context that ends when that process exits or the
+	// supervisor is killed. Shutdown and Kill wait for it to return. The
+	// observer opens the process's Events stream here.
 	Watch func(ctx context.Context, p *Process)
+	// DrainTimeout bounds how long a replaced process's open connections
+	// get to finish.
+	DrainTimeout time.Duration
+	// Needs lists the features (protocol.Feature...) every binary of the
+	// plugin must declare: a replacement that lacks one is refused.
+	Needs []string
 }
 
 // Status is a snapshot of a supervised plugin.
@@ -147,6 +157,10 @@ type Status struct {
 	Refused map[string]uint64 `json:"refused,omitempty"`
 	// Started is when the serving process started serving (RFC 3339).
 	Started time.Time `json:"started,omitzero"`
+	// SHA256 is the hexadecimal SHA-256 of the binary that serves.
+	SHA256 string `json:"sha256,omitempty"`
+	// Replaced counts the replaces (reload, SIGHUP, sockplay dev).
+	Replaced int `json:"replaced,omitempty"`
 }
 
 // Supervisor keeps one plugin served.
@@ -174,6 +188,13 @@ type Supervisor struct {
 	watching  sync.WaitGroup // Config.Watch calls
 	killed    chan struct{}  // closed by Kill: ends the Watch contexts
 	killOnce  sync.Once
+
+	entry     catalog.Entry     // the binary of the serving process, as last read
+	replaced  int               // replaces done
+	handovers chan *handover    // Replace to Run
+	replaceMu sync.Mutex        // one Replace at a time
+	retired   map[*Process]bool // replaced, draining
+	retiring  sync.WaitGroup    // their drains
 }
 
 // New returns a supervisor for a process that Probe launched and that was
@@ -185,6 +206,7 @@ func New(cfg Config, proc *Process, desc *protocol.Description) *Supervisor {
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		proc: proc, startedAt: time.Now(), backoff: cfg.BackoffInitial, state: Running,
 		taken: make(chan struct{}, 1), killed: make(chan struct{}),
+		entry: proc.Entry, handovers: make(chan *handover), retired: map[*Process]bool{},
 	}
 }
 
@@ -195,6 +217,7 @@ func (s *Supervisor) Status() Status {
 	st := Status{
 		Name: s.desc.GetName(), Version: s.desc.GetVersion(), Transport: TransportName(s.desc.GetTransport()),
 		Addr: s.cfg.Listener.Addr().String(), State: s.state, Restarts: s.restarts, LastExit: s.lastExit, Error: s.err,
+		SHA256: s.entry.Hex(), Replaced: s.replaced,
 	}
 	if s.proc != nil && s.state == Running {
 		st.Pid = s.proc.Pid
@@ -254,9 +277,17 @@ func (s *Supervisor) Run() {
 	}
 	proc := s.current()
 	for proc != nil {
-		s.serve(proc)
+		next := s.serve(proc)
 		if s.ctx.Err() != nil {
+			if next != nil {
+				next.refuse(errStopped)
+			}
 			return
+		}
+		if next != nil {
+			s.promoted(next, proc)
+			proc = next.proc
+			continue
 		}
 		proc = s.restart(proc)
 	}
@@ -290,9 +321,10 @@ func (s *Supervisor) watch(proc *Process) {
 	})
 }
 
-// serve hands connections to proc until it dies or the supervisor stops,
-// and checks meanwhile that it answers.
-func (s *Supervisor) serve(proc *Process) {
+// serve hands connections to proc until it dies, the supervisor stops, or
+// Replace hands over a new process, which it returns; it checks meanwhile
+// that proc answers.
+func (s *Supervisor) serve(proc *Process) *handover {
 	s.watch(proc)
 	ctx, cancel := context.WithCancel(s.ctx)
 	var wg sync.WaitGroup
@@ -308,11 +340,18 @@ func (s *Supervisor) serve(proc *Process) {
 	case <-s.ctx.Done():
 		proc.interruptSend() // a plugin that does not read must not hold up a stop
 		<-served
+	case h := <-s.handovers:
+		// The listener stops feeding proc; what it accepted and did not hand
+		// over yet goes to the new process first, and new clients wait in
+		// the backlog meanwhile.
+		cancel()
+		<-served
+		return h
 	case err := <-served:
 		// The listener was closed, or the handoff failed: the process is
 		// dying, or beyond use.
 		if s.ctx.Err() != nil {
-			return
+			return nil
 		}
 		if !errors.Is(err, net.ErrClosed) && !errors.Is(err, errExited) {
 			s.log.Warn("handoff failed; replacing the process", "pid", proc.Pid, "error", err)
@@ -325,6 +364,7 @@ func (s *Supervisor) serve(proc *Process) {
 			<-proc.Exited()
 		}
 	}
+	return nil
 }
 
 // restart replaces a dead process and returns the new one, or nil when the
@@ -341,6 +381,7 @@ func (s *Supervisor) restart(dead *Process) *Process {
 				s.proc, s.state, s.startedAt = spare, Running, time.Now()
 				s.restarts++
 			})
+			s.adopt(spare)
 			s.nextBackoff() // the next spare waits longer if crashes repeat
 			s.log.Info("standby process took over", "pid", spare.Pid)
 			// Reaping waits on go-plugin; the spare is served meanwhile.
@@ -373,6 +414,9 @@ func (s *Supervisor) restart(dead *Process) *Process {
 		case <-time.After(d):
 		case <-s.ctx.Done():
 			return nil
+		case h := <-s.handovers: // a Replace while restarting: its process serves
+			s.promoted(h, nil)
+			return h.proc
 		}
 
 		start := time.Now()
@@ -389,6 +433,7 @@ func (s *Supervisor) restart(dead *Process) *Process {
 		}
 		s.log.Info("plugin restarted", "pid", proc.Pid, "attempt", attempt, "took", time.Since(start).Round(time.Millisecond))
 		s.set(func() { s.proc, s.state, s.startedAt = proc, Running, time.Now(); s.restarts++ })
+		s.adopt(proc)
 		return proc
 	}
 }
@@ -482,19 +527,47 @@ func (s *Supervisor) nextBackoffPeek() time.Duration {
 	return jitter(s.backoff)
 }
 
+// launch starts and configures a new process of the plugin's binary as it
+// is on disk now: the file is hashed afresh, so that a binary rebuilt in place
+// (go build over it) is started, and verified by go-plugin's SecureConfig, as
+// what it has become rather than refused for no longer matching the hash
+// taken when it was found. Whoever makes the process the serving one calls
+// adopt, which logs the change.
 func (s *Supervisor) launch() (*Process, error) {
-	proc, d, err := Probe(s.ctx, s.cfg.Launch)
+	s.mu.Lock()
+	e := s.entry
+	s.mu.Unlock()
+	e, err := catalog.Reread(e)
 	if err != nil {
 		return nil, err
 	}
-	if d.GetTransport() != s.desc.GetTransport() {
-		proc.Kill()
-		return nil, fmt.Errorf("transport changed from %s to %s", TransportName(s.desc.GetTransport()), TransportName(d.GetTransport()))
+	return s.launchEntry(s.ctx, e)
+}
+
+// launchEntry starts and configures a process of binary e and checks that it
+// can serve this plugin's listener.
+func (s *Supervisor) launchEntry(ctx context.Context, e catalog.Entry) (*Process, error) {
+	lc := s.cfg.Launch
+	lc.Entry = e
+	proc, d, err := Probe(ctx, lc)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
+	transport := s.desc.GetTransport()
 	rules := s.cfg.Rules
 	s.mu.Unlock()
-	if err := proc.Configure(s.ctx, s.cfg.Options, s.cfg.Listener.Addr().String(), rules); err != nil {
+	if d.GetTransport() != transport {
+		proc.Kill()
+		return nil, fmt.Errorf("transport changed from %s to %s", TransportName(transport), TransportName(d.GetTransport()))
+	}
+	for _, f := range s.cfg.Needs {
+		if !protocol.HasFeature(d, f) {
+			proc.Kill()
+			return nil, fmt.Errorf("the new binary lacks feature %q, which this host's listener needs", f)
+		}
+	}
+	if err := proc.Configure(ctx, s.cfg.Options, s.cfg.Listener.Addr().String(), rules); err != nil {
 		proc.Kill()
 		return nil, fmt.Errorf("configure: %w", err)
 	}
@@ -503,7 +576,7 @@ func (s *Supervisor) launch() (*Process, error) {
 	now := s.cfg.Rules
 	s.mu.Unlock()
 	if now != rules {
-		if err := proc.SetRules(s.ctx, now); err != nil {
+		if err := proc.SetRules(ctx, now); err != nil {
 			proc.Kill()
 			return nil, fmt.Errorf("set rules: %w", err)
 		}
@@ -557,6 +630,7 @@ func (s *Supervisor) Shutdown(drainTimeout time.Duration) {
 	<-s.done
 	proc := s.current()
 	if proc != nil {
+		proc.settle(context.Background(), sendTimeout)
 		forced, err := proc.Drain(context.Background(), drainTimeout)
 		switch {
 		case err != nil:
@@ -571,6 +645,7 @@ func (s *Supervisor) Shutdown(drainTimeout time.Duration) {
 			proc.Stop()
 		}
 	}
+	s.retiring.Wait() // replaced processes still draining
 	s.watching.Wait()
 	s.set(func() {
 		if s.state != Failed {
@@ -586,8 +661,14 @@ func (s *Supervisor) Kill() {
 	if proc := s.current(); proc != nil {
 		proc.Kill()
 	}
+	s.mu.Lock()
+	for p := range s.retired {
+		p.Kill()
+	}
+	s.mu.Unlock()
 	s.cfg.Listener.Close()
 	<-s.done
+	s.retiring.Wait()
 	s.watching.Wait()
 	s.set(func() { s.state = Stopped })
 }
@@ -598,6 +679,9 @@ func (s *Supervisor) KillGroups() {
 	s.cancel()
 	s.mu.Lock()
 	procs := []*Process{s.proc, s.spare}
+	for p := range s.retired {
+		procs = append(procs, p)
+	}
 	s.mu.Unlock()
 	for _, p := range procs {
 		if p != nil {
