@@ -40,7 +40,10 @@ starts each as its own process, binds each one's listener on its default
 127.0.0.1 address (or the one --listen gives) and hands it the connections.
 It prints one line per plugin and a ready line, then serves until SIGINT or
 SIGTERM, which stop accepting, give open connections --drain-timeout to
-finish, stop the plugins and exit 0. A second signal stops at once.
+finish, stop the plugins and exit 0. A second signal stops at once. SIGHUP
+reads --config again and applies the rules that changed, then replaces every
+plugin whose binary changed on disk by a new process of it, refusing no
+client (see 'sockplay reload').
 
 A plugin that crashes is restarted with capped, jittered exponential backoff
 while its listener stays open: new clients wait in the kernel's backlog. One

@@ -25,12 +25,16 @@ GET /api/status:
   stopped      true once the host stopped
   host_state   "running", "stopped" (it stopped cleanly) or "gone" (it died)
   admin        the admin endpoint's URL (absent when --admin off)
+  plugin_dir   where the host finds plugin binaries
+  control      the socket 'sockplay reload' talks to (absent once stopped)
   plugins      one object per plugin:
     name, version, transport ("tcp", "udp"), addr (HOST:PORT)
     state        "running", "restarting", "failed" or "stopped"
     pid, standby_pid   the serving and the spare process (absent: none)
     started      when the serving process started serving (RFC 3339)
     restarts     processes replaced after a death
+    sha256       the SHA-256 of the binary serving
+    replaced     processes replaced by a reload (reload, SIGHUP, dev)
     last_exit, error   how the last process ended; why the plugin failed
     events       "on", "no events" (the plugin does not report its
                  connections) or "starting"

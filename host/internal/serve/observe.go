@@ -200,8 +200,9 @@ func (h *Host) lifecycle(st supervisor.Status) {
 
 // states is the supervisor's side of the metrics.
 func (h *Host) states() []observe.PluginState {
-	out := make([]observe.PluginState, 0, len(h.sups))
-	for _, s := range h.sups {
+	sups := h.supervisors() // a reload may add a plugin meanwhile
+	out := make([]observe.PluginState, 0, len(sups))
+	for _, s := range sups {
 		st := s.Status()
 		out = append(out, observe.PluginState{Name: st.Name, Up: st.State == supervisor.Running && st.Pid > 0,
 			Restarts: st.Restarts, Started: st.Started, Refused: st.Refused})

@@ -36,11 +36,17 @@ type Host struct {
 	cfg      config.Config
 	log      hclog.Logger
 	runDir   string
-	sups     []*supervisor.Supervisor
 	statusMu sync.Mutex
 	notify   func(state string) // systemd's sd_notify; nil: none
 	obs      observation        // observe.go
-	reloads  reloadState        // reload.go
+	reloads  reloadState        // reload.go: the configuration read again
+
+	mu       sync.Mutex // guards sups and stopping: ReplacePlugins may add a plugin
+	sups     []*supervisor.Supervisor
+	stopping bool
+
+	replaceMu sync.Mutex     // one ReplacePlugins at a time (replace.go)
+	control   *controlServer // `sockplay reload` talks to it (control.go)
 }
 
 // SetNotify sets the function told of the host's state changes in
@@ -53,9 +59,9 @@ func (h *Host) SetNotify(f func(state string)) { h.notify = f }
 // Run kills every plugin's process group and returns.
 const StopGrace = 4 * time.Second
 
-// Run serves until the first value on signals; then it drains and stops
-// everything, within the drain timeout plus StopGrace. A second signal stops
-// at once.
+// Run serves until SIGINT or SIGTERM on signals; then it drains and stops
+// everything, within the drain timeout plus StopGrace. A second one stops at
+// once. SIGHUP reloads (see reload) and serves on.
 func (h *Host) Run(signals <-chan os.Signal) error {
 	sig := <-signals
 	for sig == syscall.SIGHUP { // reload, and serve on
@@ -91,17 +97,22 @@ func (h *Host) Run(signals <-chan os.Signal) error {
 	}
 }
 
-// reload is SIGHUP: Reload, logged, with systemd told.
+// reload is SIGHUP: Reload (the configuration read again, with --config),
+// then ReplacePlugins (every plugin whose binary changed on disk replaced by
+// a new process of it), logged, with systemd told.
 func (h *Host) reload() {
 	if h.notify != nil {
 		h.notify("RELOADING=1")
 	}
-	h.log.Info("reloading: reading the configuration again")
-	if err := h.Reload(context.Background()); err != nil {
-		h.log.Error("reload", "error", err)
-	} else {
-		h.log.Info("reloaded")
+	if h.reloads.load != nil {
+		h.log.Info("reloading: reading the configuration again")
+		if err := h.Reload(context.Background()); err != nil {
+			h.log.Error("reload", "error", err)
+		} else {
+			h.log.Info("reloaded")
+		}
 	}
+	h.replaceChanged()
 	h.writeStatus(false)
 	if h.notify != nil {
 		h.notify("READY=1")
@@ -181,7 +192,9 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 			firstErr = fmt.Errorf("plugin %s: %w", enabled[i].Name, r.err)
 		}
 		if r.sup != nil {
+			h.mu.Lock()
 			h.sups = append(h.sups, r.sup)
+			h.mu.Unlock()
 			go r.sup.Run()
 		}
 	}
@@ -199,8 +212,10 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 	h.serving = true // from now on the status file is this host's to write
 	h.statusMu.Unlock()
 	h.serveObserving(out)
+	n := len(h.supervisors())
+	h.startControl()
 	h.writeStatus(false)
-	fmt.Fprintf(out, "%s %d %s; Ctrl-C stops\n", ReadyLine, len(h.sups), plural(len(h.sups), "plugin", "plugins"))
+	fmt.Fprintf(out, "%s %d %s; Ctrl-C stops\n", ReadyLine, n, plural(n, "plugin", "plugins"))
 	return h, nil
 }
 
@@ -364,14 +379,24 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 		}
 		plog.Info("rules", "rules", compiled.String(), "enforced_by", by)
 	}
+	// What a replacement binary must do too: take the shared listening
+	// socket, enforce the rules.
+	var needs []string
+	if _, shared := ln.(*listen.Shared); shared && desc.GetTransport() == protocol.Transport_TRANSPORT_TCP {
+		needs = append(needs, protocol.FeatureListener)
+	}
+	if where.plugin != nil {
+		needs = append(needs, protocol.FeatureRules)
+	}
 	var sup *supervisor.Supervisor
 	sup = supervisor.New(supervisor.Config{
 		Launch: lc, Options: options, Listener: ln, Rules: where.plugin,
 		BackoffInitial: h.cfg.BackoffInitial, BackoffMax: h.cfg.BackoffMax,
 		CrashLimit: h.cfg.CrashLimit, CrashWindow: h.cfg.CrashWindow, Standby: h.cfg.Standby,
 		HealthInterval: h.cfg.HealthInterval, HealthTimeout: h.cfg.HealthTimeout,
-		OnChange: func() { h.lifecycle(sup.Status()); h.writeStatus(false) },
-		Watch:    h.watch(e.Name),
+		OnChange:     func() { h.lifecycle(sup.Status()); h.writeStatus(false) },
+		Watch:        h.watch(e.Name),
+		DrainTimeout: h.cfg.DrainTimeout, Needs: needs,
 	}, proc, desc)
 	ok = true
 	h.track(e.Name, &running{sup: sup, desc: desc, tcp: tl, listener: where.listener, rules: compiled, byPlugin: where.plugin != nil})
@@ -445,8 +470,9 @@ func checkOptions(cfg config.Config, name string, d *protocol.Description, optio
 
 // Status returns every plugin's status, with its counters.
 func (h *Host) Status() []PluginStatus {
-	out := make([]PluginStatus, len(h.sups))
-	for i, s := range h.sups {
+	sups := h.supervisors()
+	out := make([]PluginStatus, len(sups))
+	for i, s := range sups {
 		st := s.Status()
 		out[i] = PluginStatus{Status: st}
 		if h.obs.o != nil {
@@ -457,10 +483,19 @@ func (h *Host) Status() []PluginStatus {
 	return out
 }
 
+func (h *Host) supervisors() []*supervisor.Supervisor {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*supervisor.Supervisor(nil), h.sups...)
+}
+
 // Shutdown drains and stops every plugin, all at once, and removes the run
 // directory.
 func (h *Host) Shutdown() {
+	h.stop()
 	h.each(func(s *supervisor.Supervisor) { s.Shutdown(h.cfg.DrainTimeout) })
+	h.replaceMu.Lock() // a replace still in flight has ended: its supervisors stopped
+	h.replaceMu.Unlock()
 	os.RemoveAll(h.runDir)
 	h.stopObserving()
 	h.writeStatus(true)
@@ -469,7 +504,10 @@ func (h *Host) Shutdown() {
 
 // Kill stops every plugin at once.
 func (h *Host) Kill() {
+	h.stop()
 	h.each((*supervisor.Supervisor).Kill)
+	h.replaceMu.Lock() // a replace still in flight has ended: its supervisors stopped
+	h.replaceMu.Unlock()
 	os.RemoveAll(h.runDir)
 	h.stopObserving()
 	h.writeStatus(true)
@@ -487,9 +525,17 @@ func (h *Host) unlock() {
 	}
 }
 
+// stop refuses reloads from now on and closes the control socket.
+func (h *Host) stop() {
+	h.mu.Lock()
+	h.stopping = true
+	h.mu.Unlock()
+	h.stopControl()
+}
+
 func (h *Host) each(f func(*supervisor.Supervisor)) {
 	var wg sync.WaitGroup
-	for _, s := range h.sups {
+	for _, s := range h.supervisors() {
 		wg.Go(func() { f(s) })
 	}
 	wg.Wait()

@@ -22,6 +22,11 @@ type StatusReport struct {
 	// Admin is the admin endpoint's URL ("" when it is off).
 	Admin   string         `json:"admin,omitempty"`
 	Plugins []PluginStatus `json:"plugins"`
+	// PluginDir is where the host finds plugin binaries (absolute).
+	PluginDir string `json:"plugin_dir,omitempty"`
+	// Control is the path of the host's control socket, which `sockplay
+	// reload` talks to (see RequestReload); "" when it has none.
+	Control string `json:"control,omitempty"`
 	// HostState is computed by ReadStatus, not stored: "running",
 	// "stopped" (it stopped cleanly) or "gone" (it died without saying so).
 	HostState string `json:"host_state,omitempty"`
@@ -49,14 +54,23 @@ func (h *Host) writeStatus(stopped bool) {
 
 // report is the host's status now.
 func (h *Host) report(stopped bool) StatusReport {
-	r := StatusReport{HostPid: os.Getpid(), Updated: time.Now().UTC(), Stopped: stopped, Plugins: h.Status()}
+	r := StatusReport{HostPid: os.Getpid(), Updated: time.Now().UTC(), Stopped: stopped, Plugins: h.Status(),
+		PluginDir: absDir(h.cfg.PluginDir)}
 	if h.obs.admin != nil {
 		r.Admin = h.obs.admin.URL()
 	}
 	if !stopped {
 		r.HostState = "running"
+		r.Control = h.controlPath()
 	}
 	return r
+}
+
+func absDir(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }
 
 func writeFileAtomic(path string, b []byte) error {

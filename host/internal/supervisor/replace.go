@@ -17,6 +17,14 @@ type Replaced struct {
 	OldSHA256, NewSHA256   string // hexadecimal
 }
 
+// Entry returns the binary of the serving process, with the SHA-256 it was
+// verified against when it started.
+func (s *Supervisor) Entry() catalog.Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.entry
+}
+
 // handover carries a started, configured process from Replace to Run, which
 // makes it the serving one.
 type handover struct {

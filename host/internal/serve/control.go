@@ -1,0 +1,170 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+)
+
+// The control socket is how `sockplay reload` (and `sockplay dev`, when a
+// host already runs) reach a running host: HTTP/1.1 over a Unix socket,
+// control.sock in the host's run directory, whose path the status file
+// records (StatusReport.Control), so that the one --status-file finds both.
+// The run directory is made by os.MkdirTemp, mode 0700: only the host's user
+// can connect, with no token and no port. Its path is short (under $TMPDIR),
+// which keeps it within the 108 bytes of a socket address (unix(7)) whatever
+// the status file's path is.
+//
+//	POST /v1/reload   body: a ReloadRequest, {"plugins": ["echo"]} or {}
+//	  200  {"results": [ReloadResult...]}
+//	  404  {"error": "no plugin \"nosuch\": ..."}   an UnknownPluginError
+//	  409  {"error": "the host is stopping"}
+//	  400  {"error": "..."}                          a body that is not a ReloadRequest
+const controlSocket = "control.sock"
+
+// maxControlBody bounds a request body.
+const maxControlBody = 64 << 10
+
+// controlServer serves the control socket; the Host owns it.
+type controlServer struct {
+	path string
+	srv  *http.Server
+	done chan struct{} // closed when Serve returned
+}
+
+// startControl opens the control socket. A host without one serves all the
+// same; `sockplay reload` then says so.
+func (h *Host) startControl() {
+	path := filepath.Join(h.runDir, controlSocket)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		h.log.Warn("no control socket: sockplay reload cannot reach this host", "error", err)
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/reload", h.handleReload)
+	c := &controlServer{
+		path: path,
+		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: h.log.Named("control").StandardLogger(nil)},
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(c.done)
+		_ = c.srv.Serve(ln)
+	}()
+	h.mu.Lock()
+	h.control = c
+	h.mu.Unlock()
+}
+
+// stopControl closes the control socket and waits for its server; a reload
+// in progress is cut off (the host is stopping).
+func (h *Host) stopControl() {
+	h.mu.Lock()
+	c := h.control
+	h.control = nil
+	h.mu.Unlock()
+	if c != nil {
+		c.srv.Close()
+		<-c.done
+	}
+}
+
+func (h *Host) controlPath() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.control == nil {
+		return ""
+	}
+	return h.control.path
+}
+
+func (h *Host) handleReload(w http.ResponseWriter, r *http.Request) {
+	var req ReloadRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxControlBody)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		writeControl(w, http.StatusBadRequest, map[string]string{"error": "reload request: " + err.Error()})
+		return
+	}
+	results, err := h.ReplacePlugins(r.Context(), req)
+	var unknown *UnknownPluginError
+	switch {
+	case errors.As(err, &unknown):
+		writeControl(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+	case errors.Is(err, errStopping):
+		writeControl(w, http.StatusConflict, map[string]string{"error": err.Error()})
+	case err != nil:
+		writeControl(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+	default:
+		writeControl(w, http.StatusOK, map[string][]ReloadResult{"results": results})
+	}
+}
+
+func writeControl(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// controlTimeout bounds a reload asked through the control socket: starting
+// and configuring new processes takes seconds at most.
+const controlTimeout = 2 * time.Minute
+
+// RequestReload asks the host whose status file is statusFile to reload, and
+// returns what it did. The errors name the cause: no host running, a host
+// without a control socket, a plugin it neither serves nor finds.
+func RequestReload(ctx context.Context, statusFile string, req ReloadRequest) ([]ReloadResult, error) {
+	st, err := ReadStatus(statusFile)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case st.HostState != "running":
+		return nil, fmt.Errorf("no host is running: %s says the host (pid %d) is %s", statusFile, st.HostPid, st.HostState)
+	case st.Control == "":
+		return nil, fmt.Errorf("the host (pid %d) has no control socket (see its log)", st.HostPid)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	defer cancel()
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", st.Control)
+		},
+	}}
+	defer client.CloseIdleConnections()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://sockplay/v1/reload", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", st.Control, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Results []ReloadResult `json:"results"`
+		Error   string         `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		return nil, fmt.Errorf("control socket %s: %s: %w", st.Control, resp.Status, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		if out.Error == "" {
+			out.Error = resp.Status
+		}
+		return nil, errors.New(out.Error)
+	}
+	return out.Results, nil
+}
