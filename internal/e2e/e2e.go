@@ -14,7 +14,7 @@
 //
 // Bundled plugins, the Python example plugins (examples/python, built as
 // `make build` does), and the test plugins of internal/testplugins
-// (badversion, panicky, crashy, whoami, deadlock) and sdk/python/testplugins are all built; PluginDir makes a directory holding just the
+// (badversion, panicky, crashy, whoami, deadlock, printer) and sdk/python/testplugins are all built; PluginDir makes a directory holding just the
 // ones a test names, since the host serves every plugin in its directory.
 package e2e
 
@@ -111,7 +111,7 @@ func build() (string, error) {
 			targets["sockplay-"+name] = "./plugins/" + name
 		}
 	}
-	for _, name := range []string{"badversion", "panicky", "crashy", "whoami", "deadlock"} {
+	for _, name := range []string{"badversion", "panicky", "crashy", "whoami", "deadlock", "printer"} {
 		targets["sockplay-"+name] = "./internal/testplugins/" + name
 	}
 	var wg sync.WaitGroup
