@@ -39,8 +39,8 @@ SHA-256), unchanged, started, or failed and why; and exits 1 if any failed.
 --json prints {"results": [...]}, each with plugin, outcome, old_pid,
 new_pid, old_version, new_version, old_sha256, new_sha256, addr and error.
 
-The host listens for it on a Unix socket in its run directory, readable
-only by its user, whose path the status file records.`,
+The host listens for it on a Unix socket beside its status file
+(status.json: status.sock), mode 0600, whose path the status file records.`,
 		Example: `  go build -o bin/sockplay-echo ./plugins/echo && sockplay reload echo
   sockplay reload                      # every plugin whose binary changed
   kill -HUP "$(jq .host_pid "$XDG_RUNTIME_DIR/sockplay/status.json")"   # the same`,

@@ -9,25 +9,29 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 )
 
 // The control socket is how `sockplay reload` (and `sockplay dev`, when a
-// host already runs) reach a running host: HTTP/1.1 over a Unix socket,
-// control.sock in the host's run directory, whose path the status file
-// records (StatusReport.Control), so that the one --status-file finds both.
-// The run directory is made by os.MkdirTemp, mode 0700: only the host's user
-// can connect, with no token and no port. Its path is short (under $TMPDIR),
-// which keeps it within the 108 bytes of a socket address (unix(7)) whatever
-// the status file's path is.
+// host already runs) reach a running host: HTTP/1.1 over a Unix socket
+// beside the status file (status.json: status.sock), whose path the status
+// file also records (StatusReport.Control), so that the one --status-file
+// finds both. The socket is made mode 0600: only the host's user can
+// connect, with no token and no port. It is removed when the host stops; one
+// left by a host that was killed is taken over by the next host with that
+// status file. A path longer than a socket address holds (108 bytes,
+// unix(7)) falls back to the host's run directory, mode 0700.
 //
 //	POST /v1/reload   body: a ReloadRequest, {"plugins": ["echo"]} or {}
 //	  200  {"results": [ReloadResult...]}
 //	  404  {"error": "no plugin \"nosuch\": ..."}   an UnknownPluginError
 //	  409  {"error": "the host is stopping"}
 //	  400  {"error": "..."}                          a body that is not a ReloadRequest
-const controlSocket = "control.sock"
+const maxSocketPath = 107
 
 // maxControlBody bounds a request body.
 const maxControlBody = 64 << 10
@@ -42,8 +46,17 @@ type controlServer struct {
 // startControl opens the control socket. A host without one serves all the
 // same; `sockplay reload` then says so.
 func (h *Host) startControl() {
-	path := filepath.Join(h.runDir, controlSocket)
-	ln, err := net.Listen("unix", path)
+	if h.cfg.StatusFile == "" {
+		return // nothing would tell `sockplay reload` where it is
+	}
+	path := strings.TrimSuffix(h.cfg.StatusFile, filepath.Ext(h.cfg.StatusFile)) + ".sock"
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if len(path) > maxSocketPath {
+		path = filepath.Join(h.runDir, "control.sock")
+	}
+	ln, err := listenControl(path)
 	if err != nil {
 		h.log.Warn("no control socket: sockplay reload cannot reach this host", "error", err)
 		return
@@ -62,6 +75,31 @@ func (h *Host) startControl() {
 	h.mu.Lock()
 	h.control = c
 	h.mu.Unlock()
+}
+
+// listenControl listens on the Unix socket path, mode 0600, taking over a
+// socket that a killed host left behind (nothing answers on it) but never
+// one that a running host serves.
+func listenControl(path string) (net.Listener, error) {
+	ln, err := net.Listen("unix", path)
+	if err != nil && errors.Is(err, syscall.EADDRINUSE) {
+		if c, derr := net.DialTimeout("unix", path, time.Second); derr == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: another host serves it", path)
+		}
+		if rerr := os.Remove(path); rerr != nil {
+			return nil, rerr
+		}
+		ln, err = net.Listen("unix", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
 }
 
 // stopControl closes the control socket and waits for its server; a reload
