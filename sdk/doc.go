@@ -36,9 +36,19 @@
 // retries temporary accept errors such as EMFILE with a back-off of 5 ms
 // doubling to 1 s, as net/http does, and logs them at most once a second.
 //
-// Run by hand, the same binary is the protocol's client: Main runs
-// Plugin.Client with the command-line arguments, and answers --help and
-// --version itself.
+// Run by hand, the same binary is the protocol's client: Main runs the
+// Plugin.Commands the command line names, and answers --help and --version
+// itself. Commands are optional: a plugin without any says so in its --help,
+// and the host serves it all the same.
+//
+// What a plugin prints reaches the host's log under the plugin's name: its
+// Config.Logger lines at their level, plain lines on stderr, and what it
+// prints on stdout, even before Main (the SDK keeps standard output clear for
+// go-plugin's handshake line until Main has written it).
+//
+// `sockplay new NAME` writes a new plugin ready to build and test, and
+// `sockplay dev NAME` builds it, serves it, and rebuilds and reloads it on
+// every save.
 //
 // Package sdktest runs a plugin's handler behind a real loopback listener, so
 // a plugin is unit-tested without a host.
