@@ -471,3 +471,49 @@ func TestRestartAdoptsRebuiltBinary(t *testing.T) {
 	}
 	s.Shutdown(time.Second)
 }
+
+// With a standby process, a replace stops the spare (it runs the old
+// binary) and a spare of the new binary follows; when the serving process
+// then dies, that spare takes over.
+func TestReplaceWithStandby(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ln, err := listen.ListenTCP("127.0.0.1:0", 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s, _ := supervisedEntry(t, binaryCopy(t, "echo", dir, "echo", ""), ln, Config{Standby: true, DrainTimeout: 5 * time.Second})
+	waitStatus := func(what string, ok func(Status) bool) Status {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st := s.Status()
+			if ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", what, st)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	oldSpare := waitStatus("a standby", func(st Status) bool { return st.StandbyPid != 0 }).StandbyPid
+	v2 := binaryCopy(t, "echo", dir, "echo", "v2")
+	r, err := s.Replace(context.Background(), v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := e2e.WaitGone([]int{oldSpare, r.OldPid}, 10*time.Second); len(left) > 0 {
+		t.Fatalf("the old spare or the replaced process still runs: %v", left)
+	}
+	newSpare := waitStatus("a new standby", func(st Status) bool { return st.StandbyPid != 0 && st.StandbyPid != oldSpare }).StandbyPid
+	if err := syscall.Kill(r.NewPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus("the new spare serving", func(st Status) bool { return st.Pid == newSpare })
+	if st.SHA256 != v2.Hex() || st.Replaced != 1 {
+		t.Fatalf("after the takeover: %+v, want SHA-256 %s", st, v2.Hex())
+	}
+	roundTrip(t, ln.Addr().String(), "served by the new spare")
+	s.Shutdown(time.Second)
+}
