@@ -56,6 +56,7 @@ func (rt *runtime) receive(r *fdpass.Receiver, answer *answerer) {
 			if errors.Is(err, fdpass.ErrShortMessage) || errors.Is(err, fdpass.ErrBadVersion) ||
 				errors.Is(err, fdpass.ErrTruncated) || errors.Is(err, fdpass.ErrCountMismatch) {
 				rt.log.Error("bad handoff message", "error", err)
+				rt.batches.Add(1)
 				continue
 			}
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -76,6 +77,7 @@ func (rt *runtime) receive(r *fdpass.Receiver, answer *answerer) {
 					"returned", returned, "error", cause, "suppressed", suppressed)
 			}
 		}
+		rt.batches.Add(1)
 	}
 }
 

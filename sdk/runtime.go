@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -66,6 +67,12 @@ type runtime struct {
 	configured chan struct{} // closed once Configure succeeded
 
 	events *eventQueue // nil with SOCKPLAY_EVENTS=off
+
+	// batches counts the handoff messages taken and passed to the server
+	// (Stats.handoff_batches): before a drain the host waits until it has
+	// reached what it sent, so that no connection still in the handoff
+	// socket is closed unserved.
+	batches atomic.Uint64
 }
 
 var _ protocol.ControlServer = (*runtime)(nil)
@@ -186,14 +193,16 @@ func (rt *runtime) Health(context.Context, *protocol.HealthRequest) (*protocol.H
 
 func (rt *runtime) Stats(context.Context, *protocol.StatsRequest) (*protocol.StatsResponse, error) {
 	srv, psrv := rt.servers()
+	batches := rt.batches.Load()
 	if psrv != nil {
-		return &protocol.StatsResponse{Panics: psrv.Panics()}, nil
+		return &protocol.StatsResponse{Panics: psrv.Panics(), HandoffBatches: batches}, nil
 	}
 	if srv == nil {
-		return &protocol.StatsResponse{}, nil
+		return &protocol.StatsResponse{HandoffBatches: batches}, nil
 	}
 	st := srv.Stats()
-	return &protocol.StatsResponse{ConnsActive: uint64(max(st.Active, 0)), ConnsTotal: st.Total, Panics: st.Panics}, nil
+	return &protocol.StatsResponse{ConnsActive: uint64(max(st.Active, 0)), ConnsTotal: st.Total, Panics: st.Panics,
+		HandoffBatches: batches}, nil
 }
 
 func (rt *runtime) Drain(ctx context.Context, req *protocol.DrainRequest) (*protocol.DrainResponse, error) {

@@ -76,6 +76,7 @@ type handoff struct {
 	gone        bool // under sendMu: the process is gone, Send refuses
 	interrupted atomic.Bool
 	sentConns   atomic.Uint64 // connections sent, in all (Process.settle)
+	sentBatches atomic.Uint64 // messages sent, in all (Process.settle)
 
 	mu         sync.Mutex
 	inflight   map[uint64]int // connections sent, not yet answered: their host copies
@@ -138,6 +139,7 @@ func (h *handoff) Send(kind fdpass.Kind, ids []uint64, fds []int) error {
 		}
 		return err
 	}
+	h.sentBatches.Add(1)
 	if kind == fdpass.Conn {
 		h.sentConns.Add(uint64(len(fds)))
 		if !track {

@@ -240,18 +240,20 @@ func (p *Process) Send(kind fdpass.Kind, ids []uint64, fds []int) error {
 // settle waits, up to limit, until the plugin has taken every connection
 // handed to it: the handoff socket is a queue, and a connection still in it
 // when the plugin's server shuts down for a drain would be closed unserved.
-// The plugin's Stats count the connections it took (conns_total); a plugin
-// that does not count them costs the wait.
+// The plugin's Stats say what it took: handoff_batches, the messages it took
+// from the handoff socket (the Go SDK), or else conns_total, the connections
+// its server took (which misses those its rules refused); a plugin that
+// counts neither costs the wait.
 func (p *Process) settle(ctx context.Context, limit time.Duration) {
-	sent := p.hand.sentConns.Load()
+	sent, batches := p.hand.sentConns.Load(), p.hand.sentBatches.Load()
 	if sent == 0 {
-		return
+		return // no connection: a shared socket is not lost by a drain
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	for wait := 100 * time.Microsecond; ; wait = min(2*wait, 10*time.Millisecond) {
 		st, err := p.Control.Stats(ctx, &protocol.StatsRequest{})
-		if err != nil || st.GetConnsTotal() >= sent {
+		if err != nil || st.GetHandoffBatches() >= batches || st.GetConnsTotal() >= sent {
 			return
 		}
 		select {
