@@ -237,6 +237,11 @@ func (p *Process) Send(kind fdpass.Kind, ids []uint64, fds []int) error {
 	return p.hand.Send(kind, ids, fds)
 }
 
+// stopSettle bounds settle on a stop, which has a deadline of its own; a
+// replace, whose old process drains in the background, waits up to
+// sendTimeout.
+const stopSettle = time.Second
+
 // settle waits, up to limit, until the plugin has taken every connection
 // handed to it: the handoff socket is a queue, and a connection still in it
 // when the plugin's server shuts down for a drain would be closed unserved.

@@ -630,7 +630,9 @@ func (s *Supervisor) Shutdown(drainTimeout time.Duration) {
 	<-s.done
 	proc := s.current()
 	if proc != nil {
-		proc.settle(context.Background(), sendTimeout)
+		// Within the stop's grace (serve.StopGrace): a plugin whose control
+		// service does not answer costs this second, then the drain's.
+		proc.settle(context.Background(), stopSettle)
 		forced, err := proc.Drain(context.Background(), drainTimeout)
 		switch {
 		case err != nil:
