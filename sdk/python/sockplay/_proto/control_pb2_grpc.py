@@ -94,7 +94,34 @@ class ControlServicer(object):
     def Events(self, request, context):
         """Events streams what happens to the plugin's connections and datagrams,
         in batches, from the call until the plugin exits or the host cancels.
-        The host opens it after Configure. Feature "events".
+        Feature "events"; optional: a plugin that does not list the feature is
+        never asked, and UNIMPLEMENTED means "no events" (`sockplay status`
+        says so).
+
+        The contract:
+        - The host opens one stream per process, right after Configure
+        succeeded (for every process it starts: the first, each restart, a
+        standby that takes over), and keeps it open until the process stops.
+        - The plugin sends a first batch at once, empty or not: it tells the
+        host that the stream is open (until then `status` says "starting").
+        - The plugin records events from Configure on, so that nothing between
+        Configure and the call is lost, and sends what it queued first.
+        - A plugin serves one stream at a time: a second call takes over, and
+        the first ends with ABORTED.
+        - Batches: at most one every 100 ms while there are events, so that
+        each event reaches the host within 250 ms; none while nothing
+        happens. A batch is at most 1 MiB of data (gRPC's default limit is
+        4 MiB); a larger backlog goes in several.
+        - Bounds: a handler never waits for the stream. The plugin queues at
+        most a bounded number of events (the Go SDK: 8192, or 8 MiB of trace
+        data); past that it drops them and counts the drops
+        (EventBatch.dropped).
+        - Drain: before the plugin answers Drain it sends the CLOSED events of
+        the connections the drain ended (waiting at most 1 s).
+        - For each TCP connection that reaches a handler: one OPENED, then one
+        CLOSED with the same conn, in that order. A connection the rules
+        refuse: one REFUSED, no OPENED. UDP: DATAGRAMS counters, sent in a
+        batch whenever they changed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
