@@ -162,8 +162,7 @@ func TestBadStarts(t *testing.T) {
 		{"empty plugin dir", []string{"--plugin-dir", t.TempDir()}, []string{"no plugins in"}},
 		// Every bundled plugin starts, and some log warnings on the way
 		// (filexfer and login are unconfigured): none of it is printed.
-		{"port in use, all plugins", []string{"--plugin-dir", e2e.PluginDir(t, e2e.Bundled...), "--listen", "echo=" + busy.Addr().String()},
-			[]string{"plugin echo", "address already in use"}},
+		{"port in use, all plugins", allPluginsBusyEcho(t, busy.Addr().String()), []string{"plugin echo", "address already in use"}},
 		{"bad --listen", []string{"--plugin-dir", echoDir, "--listen", "echo:127.0.0.1:1"}, []string{"--listen", "want NAME=HOST:PORT"}},
 	}
 	for _, tc := range cases {
@@ -437,4 +436,19 @@ func TestJSONLog(t *testing.T) {
 	if n := strings.Count(h.Stderr(), "plugin process exited"); n != 1 {
 		t.Errorf("the crash is logged %d times, want once:\n%s", n, h.Stderr())
 	}
+}
+
+// allPluginsBusyEcho serves every bundled plugin on a free port but echo,
+// which is sent to busy: no default port is used, so the case holds while
+// `make run` serves.
+func allPluginsBusyEcho(t *testing.T, busy string) []string {
+	args := []string{"--plugin-dir", e2e.PluginDir(t, e2e.Bundled...)}
+	for _, name := range e2e.Bundled {
+		addr := "127.0.0.1:0"
+		if name == "echo" {
+			addr = busy
+		}
+		args = append(args, "--listen", name+"="+addr)
+	}
+	return args
 }
