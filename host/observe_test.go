@@ -342,6 +342,8 @@ func TestObserveNoEvents(t *testing.T) {
 // The Python SDK's plugins report their connections to the same observer.
 func TestObservePython(t *testing.T) {
 	h := e2e.Start(t, e2e.Config{Enable: []string{"pyecho"}})
+	// The first, empty batch says the stream is open before any connection.
+	waitStatus(t, h, "pyecho", "events on", func(i int, st apiStatus) bool { return st.Plugins[i].Events == "on" })
 	echoConn(t, h.Addr("pyecho"), []byte("from python\n"))
 	st := waitStatus(t, h, "pyecho", "the connection", func(i int, st apiStatus) bool {
 		return st.Plugins[i].ConnsTotal == 1 && st.Plugins[i].ConnsActive == 0

@@ -214,7 +214,11 @@ class Runtime(control_pb2_grpc.ControlServicer):
         there are any, until the host cancels or opens another stream."""
         sink = self.events
         token = sink.attach()
-        last_sent, last_dropped = 0.0, 0
+        # A first batch at once, empty or not: it tells the host the stream
+        # is open (control.proto; until then its status says "starting").
+        events, dropped = sink.take()
+        yield self._pb.EventBatch(events=[self._event(e) for e in events], dropped=dropped)
+        last_sent, last_dropped = time.monotonic(), dropped
         while context.is_active() and sink.current(token):
             sink.wait(_events.BATCH_INTERVAL)
             wait = last_sent + _events.BATCH_INTERVAL - time.monotonic()
