@@ -248,10 +248,14 @@ func TestReplaceUnderLoad(t *testing.T) {
 			var results []Replaced
 			for i, junk := range []string{"v2", "v3"} {
 				e := binaryCopy(t, "echo", dir, "echo", junk)
+				start := time.Now()
 				r, err := s.Replace(context.Background(), e)
 				if err != nil {
 					t.Fatalf("replace %d: %v", i+1, err)
 				}
+				// Logged, not asserted: start, configure and handover of
+				// the new process, under this test's own load.
+				t.Logf("replace %d took %s", i+1, time.Since(start).Round(time.Millisecond))
 				results = append(results, r)
 				replaces.Add(1)
 				waitTrips(200)
