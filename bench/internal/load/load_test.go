@@ -156,7 +156,7 @@ func bin(t *testing.T) string {
 		if binDir, buildErr = os.MkdirTemp("", "sockplay-bench-bin-"); buildErr != nil {
 			return
 		}
-		targets := map[string]string{"sockplay": "./host", "sockplay-echo": "./plugins/echo"}
+		targets := map[string]string{"sockplay": "./host", "sockplay-echo": "./plugins/echo", "sockplay-hello": "./plugins/hello"}
 		if _, err := os.Stat(filepath.Join(root, "plugins", "udpecho", "main.go")); err == nil {
 			targets["sockplay-udpecho"] = "./plugins/udpecho"
 		}
@@ -197,6 +197,7 @@ func TestSmoke(t *testing.T) {
 	cfg.Params.Conns = 4
 	cfg.Params.Clients = 2
 	cfg.MemoryConns = 50
+	cfg.Restart = RestartParams{Kills: 2, EchoLoops: 2, HelloLoops: 1, CrashWindow: 100 * time.Millisecond}
 	cfg.InProc = true
 	cfg.DirectCmd = []string{os.Args[0], "-test.run=^$"}
 	cfg.DirectEnv = []string{directEnv + "=1"}
@@ -247,6 +248,9 @@ func TestSmoke(t *testing.T) {
 	if got.Memory != nil && got.Memory.HostFDsAfter > got.Memory.HostFDsBefore+2 {
 		t.Errorf("the host holds %d descriptors with %d connections handed off, had %d",
 			got.Memory.HostFDsAfter, got.Memory.Conns, got.Memory.HostFDsBefore)
+	}
+	if r := got.Restart; r == nil || len(r.ServedAgainMs) != 2 || r.Refused != 0 || r.Failed != 0 {
+		t.Errorf("restart: %+v", r)
 	}
 	var text bytes.Buffer
 	if err := got.WriteText(&text); err != nil {

@@ -354,7 +354,7 @@ func udpPingPong(ctx context.Context, addr string, msg []byte, deadline time.Tim
 	warmEnd := time.Now().Add(time.Until(deadline) / 5) // as in pingPong
 	for n := 0; n < warm+max && ctx.Err() == nil; n++ {
 		t := time.Now()
-		if !t.Before(deadline) && replied {
+		if !t.Before(deadline) && len(lat) > 0 {
 			break
 		}
 		if _, err := c.Write(msg); err != nil {

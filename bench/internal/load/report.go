@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +21,7 @@ type Report struct {
 	Rows     []Row     `json:"rows"`
 	Checks   []Check   `json:"checks"`
 	Memory   *Memory   `json:"memory,omitempty"`
+	Restart  *Restart  `json:"restart,omitempty"`
 	Notes    []string  `json:"notes,omitempty"`
 	Errors   []string  `json:"errors,omitempty"`
 
@@ -128,6 +130,12 @@ func (r *Report) finish(scenarios []Scenario) {
 		r.Checks = append(r.Checks, Check{Name: "connections/s with rules", Want: "≥ 0.85 × direct",
 			Got: fmt.Sprintf("%.2f × direct", row.RulesRatio), Met: row.RulesRatio >= 0.85})
 	}
+	if rs := r.Restart; rs != nil && len(rs.ServedAgainMs) > 0 {
+		r.Checks = append(r.Checks,
+			Check{Name: "restart after kill -9, median", Want: "≤ 100 ms", Got: fmt.Sprintf("%.1f ms", rs.MedianMs), Met: rs.MedianMs <= 100},
+			Check{Name: "restart after kill -9, p90", Want: "≤ 150 ms", Got: fmt.Sprintf("%.1f ms", rs.P90Ms), Met: rs.P90Ms <= 150},
+			Check{Name: "restart: clients refused", Want: "0", Got: strconv.Itoa(rs.Refused), Met: rs.Refused == 0})
+	}
 	if m := r.Memory; m != nil && m.HostAfterKiB > 0 {
 		r.Checks = append(r.Checks, Check{Name: fmt.Sprintf("host memory, %d idle connections", m.Conns),
 			Want: "< 64 MiB", Got: fmt.Sprintf("%.1f MiB", float64(m.HostAfterKiB)/1024), Met: m.HostAfterKiB < 64<<10})
@@ -218,6 +226,19 @@ func (r *Report) WriteText(w io.Writer) error {
 				s.Target, kib(s.BeforeKiB), kib(s.AfterKiB), s.Conns, s.PerConnKiB)
 		}
 	}
+	if rs := r.Restart; rs != nil {
+		fmt.Fprintf(&b, "\nrestart: kill -9 of echo %d times (%s apart), under %d echo and %d hello loops:\n",
+			rs.Kills, rs.CrashWindow+" + 0.3s", rs.EchoLoops, rs.HelloLoops)
+		fmt.Fprintf(&b, "  served again after median %.1f ms, p90 %.1f ms, max %.1f ms (each: %s)\n",
+			rs.MedianMs, rs.P90Ms, rs.MaxMs, msList(rs.ServedAgainMs))
+		fmt.Fprintf(&b, "  %d connections: %d refused, %d lost that were open in the killed process, %d failed otherwise; %d standby takeovers\n",
+			rs.Attempts, rs.Refused, rs.LostOpen, rs.Failed, rs.StandbyTakeovers)
+		for _, f := range rs.Failures {
+			fmt.Fprintf(&b, "  failure: %s\n", f)
+		}
+		fmt.Fprintf(&b, "  one idle echo process: RSS %.1f MiB, of which anonymous %.1f MiB (the rest: the binary's pages, shared by processes of it); page tables %d KiB\n",
+			kib(rs.PluginRSSKiB), kib(rs.PluginAnonKiB), rs.PluginPTEKiB)
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
@@ -236,6 +257,14 @@ func figure(row Row) string {
 }
 
 func kib(k int64) float64 { return float64(k) / 1024 }
+
+func msList(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(parts, " ")
+}
 
 func num(m map[string]float64, t string) string {
 	v, ok := m[t]

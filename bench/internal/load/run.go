@@ -40,6 +40,9 @@ type Config struct {
 	// MemoryConns is how many idle connections the memory check opens (0:
 	// no memory check).
 	MemoryConns int
+	// Restart shapes the restart measurement (scenario "restart"), which
+	// runs after the rounds against a host of its own; Kills 0 skips it.
+	Restart RestartParams
 	// DirectCmd runs ServeDirect in its own process; DirectEnv is added to
 	// its environment.
 	DirectCmd []string
@@ -57,7 +60,8 @@ type Config struct {
 // DefaultConfig is `make bench`: 7 rounds of every scenario, the classic
 // super-servers, 10,000 idle connections.
 func DefaultConfig() Config {
-	return Config{BinDir: "bin", Rounds: 7, Params: DefaultParams(), Classic: true, UDP: true, Python: true, Rules: true, MemoryConns: 10000}
+	return Config{BinDir: "bin", Rounds: 7, Params: DefaultParams(), Classic: true, UDP: true, Python: true, Rules: true, MemoryConns: 10000,
+		Restart: DefaultRestartParams()}
 }
 
 // RulesArgs are the rules target's: an allow list, a per-source limit and
@@ -80,16 +84,25 @@ func (c Config) Validate() error {
 	if len(c.DirectCmd) == 0 {
 		return errors.New("no direct-server command")
 	}
-	names := make([]string, 0)
+	names := []string{}
 	for _, s := range Scenarios() {
 		names = append(names, s.Name)
 	}
+	names = append(names, RestartScenario)
 	for _, s := range c.Scenarios {
 		if !slices.Contains(names, s) {
 			return fmt.Errorf("unknown scenario %q (have %s)", s, strings.Join(names, ", "))
 		}
 	}
+	if err := c.Restart.Validate(); err != nil {
+		return err
+	}
 	return c.Params.Validate()
+}
+
+// runs reports whether the scenario called name is to run.
+func (c Config) runs(name string) bool {
+	return len(c.Scenarios) == 0 || slices.Contains(c.Scenarios, name)
 }
 
 // Run starts the targets, measures every scenario against each of them for
@@ -113,6 +126,31 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Notes = append(rep.Notes, "could not raise the descriptor limit: "+err.Error())
 	}
 
+	var scenarios []Scenario
+	for _, s := range Scenarios() {
+		if cfg.runs(s.Name) {
+			scenarios = append(scenarios, s)
+		}
+	}
+	if len(scenarios) > 0 { // and the memory check with them
+		if err := runRounds(ctx, cfg, rep, scenarios, limit, progress); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.runs(RestartScenario) && cfg.Restart.Kills > 0 {
+		r, err := measureRestart(ctx, cfg, progress)
+		if err != nil {
+			rep.Errors = append(rep.Errors, "restart: "+err.Error())
+		}
+		rep.Restart = r
+	}
+	rep.finish(scenarios)
+	return rep, nil
+}
+
+// runRounds starts the targets, runs the rounds of scenarios against them,
+// checks memory, and stops the targets.
+func runRounds(ctx context.Context, cfg Config, rep *Report, all []Scenario, limit int, progress io.Writer) error {
 	udp := false
 	if cfg.UDP {
 		if _, err := os.Stat(filepath.Join(cfg.BinDir, "sockplay-udpecho")); err == nil {
@@ -131,12 +169,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}()
 	host, err := StartHost(ctx, cfg.BinDir, udp, cfg.HostEnv, cfg.HostArgs)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	targets = append(targets, host)
 	direct, err := StartDirect(ctx, cfg.DirectCmd, cfg.DirectEnv)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	targets = append(targets, direct)
 	if cfg.Python {
@@ -146,7 +184,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			_, err := os.Stat(filepath.Join(cfg.BinDir, "sockplay-"+PythonPlugins.UDP))
 			t, err := StartHostOf(ctx, PythonPlugins, cfg.BinDir, udp && err == nil, cfg.HostEnv, cfg.HostArgs)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			targets = append(targets, t)
 		}
@@ -154,21 +192,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Rules {
 		t, err := StartHostOf(ctx, RulesPlugins, cfg.BinDir, false, cfg.HostEnv, append(slices.Clone(RulesArgs), cfg.HostArgs...))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		targets = append(targets, t)
 	}
 	if cfg.InProc {
 		t, err := StartInProc()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		targets = append(targets, t)
 	}
 	if cfg.Classic {
 		dir, err := os.MkdirTemp("", "sockplay-bench-")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer os.RemoveAll(dir)
 		for _, start := range []struct {
@@ -195,14 +233,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	var scenarios []Scenario
-	for _, s := range Scenarios() {
-		if len(cfg.Scenarios) > 0 && !slices.Contains(cfg.Scenarios, s.Name) {
-			continue
+	for _, s := range all {
+		if !s.UDP || udp {
+			scenarios = append(scenarios, s)
 		}
-		if s.UDP && !udp {
-			continue
-		}
-		scenarios = append(scenarios, s)
 	}
 	for r := range cfg.Rounds {
 		order := append(slices.Clone(targets[r%len(targets):]), targets[:r%len(targets)]...)
@@ -216,7 +250,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					continue
 				}
 				if ctx.Err() != nil {
-					return nil, ctx.Err()
+					return ctx.Err()
 				}
 				cpu0, host0 := cpuOf(t.CPUPids), cpuOf([]int{t.HostPid})
 				got, err := s.Run(ctx, addr, cfg.Params)
@@ -248,8 +282,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			fmt.Fprintf(progress, "bench: memory: host %d → %d KiB with %d idle connections\n", m.HostBeforeKiB, m.HostAfterKiB, m.Conns)
 		}
 	}
-	rep.finish(scenarios)
-	return rep, nil
+	return nil
 }
 
 // measureMemory opens conns idle connections to the plugin, reading the
