@@ -1,14 +1,12 @@
 // Package catalog finds plugin binaries: executables named sockplay-NAME in a
-// directory, the way git and kubectl find theirs, each with the SHA-256 the
-// supervisor hands to go-plugin's SecureConfig so that the file launched is the
-// file found.
+// directory, the way git and kubectl find theirs, each with the SHA-256 that
+// the supervisor checks (Verify) before each start, so that the file launched
+// is the file found.
 package catalog
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -102,9 +100,9 @@ func Find(entries []Entry, name string) (Entry, error) {
 	return Entry{}, fmt.Errorf("unknown plugin %q (found: %s)", name, have)
 }
 
-// Reread returns e as its file is now: hashed afresh, so that a binary rebuilt
-// in place since it was found is started, and checked by go-plugin's
-// SecureConfig, as the file it has become.
+// Reread returns e as its file is now: hashed afresh (the file is read again
+// only if it changed, see sumOf), so that a binary rebuilt in place since it
+// was found is started, and checked by Verify, as the file it has become.
 func Reread(e Entry) (Entry, error) {
 	fi, err := os.Stat(e.Path)
 	switch {
@@ -129,11 +127,7 @@ func fileSHA256(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, fmt.Errorf("checksum %s: %w", path, err)
-	}
-	return h.Sum(nil), nil
+	return sumOf(path, f)
 }
 
 // Lookup finds the binary of plugin name: in dirs in order, then in the

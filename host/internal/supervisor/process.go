@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -70,12 +69,23 @@ type LaunchConfig struct {
 	TraceBytes uint32
 }
 
-// Launch starts the plugin binary with go-plugin (gRPC, AutoMTLS, the binary's
-// SHA-256 in SecureConfig), gives it its end of a fresh handoff socket, and
-// connects to its control service. The process leads its own process group,
-// so that stopping it stops whatever it started. The start is bounded by
-// lc.StartTimeout and abandoned (the process killed) when ctx is done.
+// Launch starts the plugin binary with go-plugin (gRPC, mutual TLS as
+// AutoMTLS sets it up, with the host's certificate made once: see clientTLS),
+// after checking that the binary is still the one found (catalog.Verify, the
+// SHA-256 check of go-plugin's SecureConfig), gives it its end of a fresh
+// handoff socket, and connects to its control service. The process leads its
+// own process group, so that stopping it stops whatever it started. The start
+// is bounded by lc.StartTimeout and abandoned (the process killed) when ctx
+// is done.
 func Launch(ctx context.Context, lc LaunchConfig) (*Process, error) {
+	t0 := time.Now()
+	if err := catalog.Verify(lc.Entry); err != nil {
+		return nil, err
+	}
+	tlsConf, certPEM, err := clientTLS()
+	if err != nil {
+		return nil, err
+	}
 	hostEnd, childEnd, err := fdpass.Pair()
 	if err != nil {
 		return nil, err
@@ -98,6 +108,7 @@ func Launch(ctx context.Context, lc LaunchConfig) (*Process, error) {
 		protocol.HandoffFDEnv+"=3",
 		protocol.LogLevelEnv+"="+lc.LogLevel.String(),
 		plugin.EnvUnixSocketDir+"="+sockDir,
+		"PLUGIN_CLIENT_CERT="+string(certPEM), // as go-plugin's AutoMTLS sets it
 	)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 
@@ -125,9 +136,8 @@ func Launch(ctx context.Context, lc LaunchConfig) (*Process, error) {
 		VersionedPlugins: protocol.PluginSet(nil),
 		Cmd:              cmd,
 		SkipHostEnv:      true, // cmd.Env already holds it, once
-		SecureConfig:     &plugin.SecureConfig{Checksum: lc.Entry.SHA256, Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		TLSConfig:        tlsConf,
 		Logger:           goPluginLogger{lc.Logger},
 		Stderr:           p.stderr,
 		SyncStdout:       p.stdout,
@@ -136,6 +146,7 @@ func Launch(ctx context.Context, lc LaunchConfig) (*Process, error) {
 	})
 
 	// go-plugin bounds the start with StartTimeout; ctx can cut it short.
+	t1 := time.Now()
 	abandon := context.AfterFunc(ctx, kill)
 	err = p.connect()
 	abandon()
@@ -148,6 +159,8 @@ func Launch(ctx context.Context, lc LaunchConfig) (*Process, error) {
 	}
 	p.Control = &boundClient{ControlClient: p.Control, life: p.life, timeout: controlTimeout}
 	p.watching = true
+	log.Trace("plugin process started", "pid", p.Pid, "verify", t1.Sub(t0).String(),
+		"handshake", time.Since(t1).String())
 	go p.watch()
 	return p, nil
 }

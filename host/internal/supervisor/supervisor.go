@@ -528,10 +528,10 @@ func (s *Supervisor) nextBackoffPeek() time.Duration {
 }
 
 // launch starts and configures a new process of the plugin's binary as it
-// is on disk now: the file is hashed afresh, so that a binary rebuilt in place
-// (go build over it) is started, and verified by go-plugin's SecureConfig, as
-// what it has become rather than refused for no longer matching the hash
-// taken when it was found. Whoever makes the process the serving one calls
+// is on disk now: the file is hashed afresh (read again only if it changed,
+// see catalog.Verify), so that a binary rebuilt in place (go build over it)
+// is started, and verified, as what it has become rather than refused for
+// no longer matching the hash taken when it was found. Whoever makes the process the serving one calls
 // adopt, which logs the change.
 func (s *Supervisor) launch() (*Process, error) {
 	s.mu.Lock()
@@ -546,13 +546,21 @@ func (s *Supervisor) launch() (*Process, error) {
 
 // launchEntry starts and configures a process of binary e and checks that it
 // can serve this plugin's listener.
-func (s *Supervisor) launchEntry(ctx context.Context, e catalog.Entry) (*Process, error) {
+func (s *Supervisor) launchEntry(ctx context.Context, e catalog.Entry) (_ *Process, err error) {
 	lc := s.cfg.Launch
 	lc.Entry = e
+	start := time.Now()
 	proc, d, err := Probe(ctx, lc)
 	if err != nil {
 		return nil, err
 	}
+	probed := time.Now()
+	defer func() {
+		if err == nil {
+			s.log.Trace("plugin process configured", "pid", proc.Pid, "probe", probed.Sub(start).String(),
+				"configure", time.Since(probed).String())
+		}
+	}()
 	s.mu.Lock()
 	transport := s.desc.GetTransport()
 	rules := s.cfg.Rules
