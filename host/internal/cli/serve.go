@@ -37,7 +37,9 @@ func serveCommand(s Streams) *cobra.Command {
 		Short: "serve every plugin found, each on its listener",
 		Long: `Serve finds the plugins (executables named sockplay-NAME in --plugin-dir),
 starts each as its own process, binds each one's listener on its default
-127.0.0.1 address (or the one --listen gives) and hands it the connections.
+127.0.0.1 address (or the one --listen gives) and shares the listening
+socket with the plugin, which accepts on it (--handoff conn: the host
+accepts each connection and hands it over).
 It prints one line per plugin and a ready line, then serves until SIGINT or
 SIGTERM, which stop accepting, give open connections --drain-timeout to
 finish, stop the plugins and exit 0. A second signal stops at once. SIGHUP
@@ -89,7 +91,7 @@ running.`,
 	fs.IntVar(&cfg.CrashLimit, "crash-limit", cfg.CrashLimit, "mark a plugin failed after `N` crashes within --crash-window")
 	fs.DurationVar(&cfg.CrashWindow, "crash-window", cfg.CrashWindow, "the window `D` of --crash-limit")
 	fs.DurationVar(&cfg.BackoffMax, "restart-backoff-max", cfg.BackoffMax, "wait at most `D` before restarting a crashed plugin (the backoff starts at 5ms and doubles)")
-	fs.StringVar(&cfg.Handoff, "handoff", cfg.Handoff, "how TCP connections reach a plugin, `MODE`: conn (the host accepts each and passes it) or listener (the plugin accepts on the host's shared listening socket)")
+	fs.StringVar(&cfg.Handoff, "handoff", cfg.Handoff, "how TCP connections reach a plugin, `MODE`: listener (the plugin accepts on the host's shared listening socket; a plugin without feature listener, or with rules and without feature rules, gets conn) or conn (the host accepts each connection and passes it)")
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", cfg.HealthInterval, "ask each plugin for its health every `D` (0: never); one that misses two answers in a row is taken for frozen, killed and restarted")
 	fs.DurationVar(&cfg.HealthTimeout, "health-timeout", cfg.HealthTimeout, "wait `D` for each health answer")
 	fs.BoolVar(&cfg.Standby, "standby", cfg.Standby, "keep a started, configured spare process of each plugin, which takes over at once when the serving one dies")

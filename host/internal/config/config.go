@@ -74,9 +74,10 @@ type Config struct {
 	// Standby keeps a configured spare process of each plugin, which takes
 	// over at once when the serving one dies.
 	Standby bool
-	// Handoff says how TCP connections reach a plugin: HandoffConn (the host
-	// accepts and passes each connection) or HandoffListener (the host
-	// shares its listening socket and the plugin accepts).
+	// Handoff says how TCP connections reach a plugin: HandoffListener (the
+	// default: the host shares its listening socket and the plugin accepts,
+	// where the plugin can) or HandoffConn (the host accepts and passes
+	// each connection).
 	Handoff string
 	// HealthInterval is how often each serving plugin is asked for its
 	// Health (0: never), each call with a HealthTimeout deadline; a plugin
@@ -113,7 +114,13 @@ const DefaultTraceBytes = 4096
 // MaxTraceBytes bounds --trace-bytes.
 const MaxTraceBytes = 1 << 20
 
-// The values of Config.Handoff.
+// The values of Config.Handoff. Listener is the default since it costs a
+// connection's setup no more than a server that accepts for itself, where
+// conn costs about 1.5 times the CPU (an accept4 and a sendmsg in the host,
+// a dup and fcntls in the plugin, and one more process woken per
+// connection; BENCHMARKS.md). A plugin still gets conn handoff when it
+// lacks feature "listener", or when it has rules to enforce and lacks
+// feature "rules" (the host then enforces them as it accepts).
 const (
 	HandoffConn     = "conn"
 	HandoffListener = "listener"
@@ -134,7 +141,7 @@ func Default() Config {
 		CrashLimit:     5,
 		CrashWindow:    30 * time.Second,
 		StartTimeout:   10 * time.Second,
-		Handoff:        HandoffConn,
+		Handoff:        HandoffListener,
 		HealthInterval: 2 * time.Second,
 		HealthTimeout:  2 * time.Second,
 		Admin:          DefaultAdmin,
