@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -74,5 +76,46 @@ func TestClient(t *testing.T) {
 	if code := sdk.RunClient(context.Background(), &p, []string{"connect", "127.0.0.1:1"},
 		sdk.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}); code != 1 || !strings.Contains(errb.String(), "connection refused") {
 		t.Fatalf("refused: exit %d, err %q", code, errb.String())
+	}
+}
+
+// A bulk transfer (a read that fills the first buffer) goes back by splice on
+// Linux; chunks stay the unit of the protocol: after it, a short message is
+// echoed and a quit closes the connection without an echo.
+func TestBulkThenChunks(t *testing.T) {
+	in := sdktest.Start(t, Plugin(), nil)
+	before := spliced.Load()
+	c := in.Dial(t)
+	r := bufio.NewReader(c)
+	for i, size := range []int{smallSize, 3 << 20, 1, smallSize + 1, 7} {
+		msg := bytes.Repeat([]byte{byte('a' + i)}, size)
+		var wg sync.WaitGroup
+		wg.Go(func() { _, _ = c.Write(msg) })
+		got := make([]byte, size)
+		if _, err := io.ReadFull(r, got); err != nil {
+			t.Fatalf("message %d, %d bytes: %v", i, size, err)
+		}
+		wg.Wait()
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("message %d, %d bytes: the echo differs", i, size)
+		}
+	}
+	// A lone "hi" must come back before quit is sent, so that the two are
+	// separate chunks.
+	if _, err := c.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2)
+	if _, err := io.ReadFull(r, got); err != nil || string(got) != "hi" {
+		t.Fatalf("after the bulk: %q, %v", got, err)
+	}
+	if _, err := c.Write([]byte("quit\n")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(r); err != nil || len(b) != 0 {
+		t.Fatalf("after quit: read %q, %v; want EOF and nothing echoed", b, err)
+	}
+	if runtime.GOOS == "linux" && spliced.Load() == before {
+		t.Error("the bulk transfer was not echoed with splice")
 	}
 }

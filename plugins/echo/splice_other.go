@@ -1,0 +1,14 @@
+//go:build !linux
+
+package main
+
+import (
+	"net"
+	"sync/atomic"
+)
+
+// spliced counts the connections echoed with splice: none here.
+var spliced atomic.Int64
+
+// spliceEcho is Linux's (splice(2)); elsewhere echo copies through a buffer.
+func spliceEcho(*net.TCPConn) bool { return false }
