@@ -186,6 +186,9 @@ func measureRestart(ctx context.Context, cfg Config, progress io.Writer) (*Resta
 		case <-lctx.Done():
 			return nil, fmt.Errorf("kill %d of %d: %w", k+1, p.Kills, lctx.Err())
 		}
+		if _, sb, err := readPids(status, "echo"); err == nil {
+			standby = sb // the spare started after the last takeover, if any
+		}
 		at := time.Now()
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			return nil, fmt.Errorf("kill %d of %d, pid %d: %w", k+1, p.Kills, pid, err)
@@ -196,14 +199,14 @@ func measureRestart(ctx context.Context, cfg Config, progress io.Writer) (*Resta
 			time.Sleep(50 * time.Microsecond)
 		}
 		kills = append(kills, kill{pid: pid, at: at, gone: time.Now()})
-		next, sb, err := waitNewPid(lctx, status, "echo", pid)
+		next, err := waitNewPid(lctx, status, "echo", pid)
 		if err != nil {
 			return nil, fmt.Errorf("kill %d of %d: %w", k+1, p.Kills, err)
 		}
 		if next == standby {
 			r.StandbyTakeovers++
 		}
-		pid, standby = next, sb
+		pid = next
 		fmt.Fprintf(progress, "bench: restart kill %d/%d: pid %d → %d\n", k+1, p.Kills, kills[k].pid, pid)
 	}
 	// The last kill's recovery: give the loops a moment to see it.
@@ -322,31 +325,54 @@ func helloAttempt(ctx context.Context, addr string) restartAttempt {
 }
 
 // waitNewPid polls the host's status file until plugin name runs with a pid
-// other than old, and returns it with the standby's pid (0: none).
-func waitNewPid(ctx context.Context, status, name string, old int) (pid, standby int, err error) {
+// other than old, and returns it.
+func waitNewPid(ctx context.Context, status, name string, old int) (int, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		var st struct {
-			Plugins []struct {
-				Name       string `json:"name"`
-				State      string `json:"state"`
-				Pid        int    `json:"pid"`
-				StandbyPid int    `json:"standby_pid"`
-			} `json:"plugins"`
+		pid, _, err := readPids(status, name)
+		if errors.Is(err, errFailed) {
+			return 0, err
 		}
-		if b, err := os.ReadFile(status); err == nil && json.Unmarshal(b, &st) == nil {
-			for _, p := range st.Plugins {
-				if p.Name == name && p.State == "running" && p.Pid != 0 && p.Pid != old {
-					return p.Pid, p.StandbyPid, nil
-				}
-				if p.Name == name && p.State == "failed" {
-					return 0, 0, fmt.Errorf("%s was marked failed", name)
-				}
-			}
+		if err == nil && pid != 0 && pid != old {
+			return pid, nil
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	return 0, 0, fmt.Errorf("%s did not run again within 10s of pid %d's death", name, old)
+	return 0, fmt.Errorf("%s did not run again within 10s of pid %d's death", name, old)
+}
+
+var errFailed = errors.New("marked failed")
+
+// readPids reads plugin name's pid (0 unless it runs) and its standby's (0:
+// none) from the host's status file.
+func readPids(status, name string) (pid, standby int, err error) {
+	var st struct {
+		Plugins []struct {
+			Name       string `json:"name"`
+			State      string `json:"state"`
+			Pid        int    `json:"pid"`
+			StandbyPid int    `json:"standby_pid"`
+		} `json:"plugins"`
+	}
+	b, err := os.ReadFile(status)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", status, err)
+	}
+	for _, p := range st.Plugins {
+		switch {
+		case p.Name != name:
+		case p.State == "failed":
+			return 0, 0, fmt.Errorf("%s: %w", name, errFailed)
+		case p.State == "running":
+			return p.Pid, p.StandbyPid, nil
+		default:
+			return 0, p.StandbyPid, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("%s: no plugin %s", status, name)
 }
 
 // filesClosed reports whether process pid has closed every descriptor (it
