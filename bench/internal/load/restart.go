@@ -123,7 +123,7 @@ func measureRestart(ctx context.Context, cfg Config, progress io.Writer) (*Resta
 	status := filepath.Join(dir, "status.json")
 	args := []string{"serve", "--plugin-dir", cfg.BinDir, "--log-level", "warn", "--drain-timeout", "2s",
 		"--enable", "echo,hello", "--listen", "echo=127.0.0.1:0", "--listen", "hello=127.0.0.1:0",
-		"--crash-window", p.CrashWindow.String(), "--status-file", status}
+		"--crash-window", p.CrashWindow.String(), "--status-file", status, "--admin", "127.0.0.1:0"}
 	args = append(args, cfg.HostArgs...)
 	cmd := exec.Command(filepath.Join(cfg.BinDir, "sockplay"), args...)
 	cmd.Env = append(os.Environ(), cfg.HostEnv...)
