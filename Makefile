@@ -17,7 +17,7 @@ BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
 MANOUT   ?= man
 
-.PHONY: all build run test check bench bench-files setup generate clean install man
+.PHONY: all build run test check bench bench-scale bench-files setup generate clean install man
 
 all: build
 
@@ -45,6 +45,10 @@ setup:
 
 bench: build
 	bash scripts/bench.sh
+
+# How the costs grow with connections (1 to 10,000) and plugins (1 to 20): BENCHMARKS.md.
+bench-scale: build
+	bash scripts/bench-scale.sh
 
 # filexfer put and get of 1 GiB against rsync's daemon on loopback (installs
 # rsync when missing): `make bench-files BENCH_FILES_ARGS='--rounds 9 --scale'`.

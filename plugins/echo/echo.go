@@ -12,10 +12,15 @@ import (
 // Version is the echo plugin's own version.
 const Version = "1.0.0"
 
+// name is the plugin's name. The bench's scaling measurement links copies
+// under other names (go build -ldflags "-X main.name=echo07" -o
+// sockplay-echo07), since a binary must be named after its plugin.
+var name = "echo"
+
 // Plugin describes the echo plugin.
 func Plugin() sdk.Plugin {
 	return sdk.Plugin{
-		Name:        "echo",
+		Name:        name,
 		Version:     Version,
 		Summary:     "multi-client echo: every message comes back unchanged; quit or EOF ends the connection",
 		Transport:   sdk.TCP,

@@ -267,3 +267,64 @@ func slicesHasPrefix(xs []string, prefix string) bool {
 	}
 	return false
 }
+
+// TestScaleSmoke runs both scaling measurements once with tiny sizes: two
+// sizes of connections, and hosts of one and two copies of echo built under
+// other names as scripts/bench-scale.sh builds them.
+func TestScaleSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real host")
+	}
+	cfg := DefaultConfig()
+	cfg.BinDir = bin(t)
+	cfg.Rounds = 1
+	cfg.Params.Duration = 100 * time.Millisecond
+	cfg.Scenarios = []string{ScaleConnsScenario, ScalePluginsScenario}
+	cfg.ScaleConns = []int{1, 8}
+	cfg.ScalePlugins = []int{1, 2}
+	cfg.PluginCopies = t.TempDir()
+	cfg.DirectCmd = []string{os.Args[0], "-test.run=^$"}
+	cfg.DirectEnv = []string{directEnv + "=1"}
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		cmd := exec.Command("go", "build", "-ldflags", "-X main.name="+CopyName(i),
+			"-o", filepath.Join(cfg.PluginCopies, "sockplay-"+CopyName(i)), "./plugins/echo")
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(out)))
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build copy %d: %v\n%s", i, err, b)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Errors) > 0 || len(rep.Rows) > 0 || rep.Restart != nil {
+		t.Fatalf("errors %q; rows %d and restart %v, want none", rep.Errors, len(rep.Rows), rep.Restart)
+	}
+	if len(rep.ConnsScale) != 4 {
+		t.Fatalf("connections: %+v, want 2 sizes × plugin and direct", rep.ConnsScale)
+	}
+	for _, c := range rep.ConnsScale {
+		if c.ReqS <= 0 || c.ServerKiB <= 0 || (c.Target == Plugin) != (c.HostKiB > 0) {
+			t.Errorf("connections: %+v", c)
+		}
+	}
+	if len(rep.PluginsScale) != 2 {
+		t.Fatalf("plugins: %+v, want 2 sizes", rep.PluginsScale)
+	}
+	for i, p := range rep.PluginsScale {
+		if p.Plugins != i+1 || p.StartMs <= 0 || p.HostKiB <= 0 || p.PluginKiB <= 0 || p.TotalKiB < p.HostKiB+int64(p.Plugins)*p.PluginKiB/2 {
+			t.Errorf("plugins: %+v", p)
+		}
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", text.String())
+}

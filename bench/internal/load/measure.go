@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -237,19 +238,52 @@ func runBulk(ctx context.Context, addr string, p Params) (map[string]float64, er
 
 // runMany runs Conns ping-pong connections at once.
 func runMany(ctx context.Context, addr string, p Params) (map[string]float64, error) {
-	conns := make([]*net.TCPConn, 0, p.Conns)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range p.Conns {
-		c, err := dial(ctx, addr)
-		if err != nil {
-			return nil, err
-		}
-		conns = append(conns, c)
+	conns, err := dialMany(ctx, addr, p.Conns)
+	defer closeAll(conns)
+	if err != nil {
+		return nil, err
 	}
+	return pingMany(ctx, conns, p, nil)
+}
+
+// dialMany opens n connections to addr, in up to 16 parallel dialers. On
+// error it returns those it opened, for the caller to close.
+func dialMany(ctx context.Context, addr string, n int) ([]*net.TCPConn, error) {
+	conns := make([]*net.TCPConn, n)
+	workers := min(n, 16)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n && ctx.Err() == nil; i += workers {
+				c, err := dial(ctx, addr)
+				if err != nil {
+					errs[w] = fmt.Errorf("connection %d of %d: %w", i+1, n, err)
+					return
+				}
+				conns[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	conns = slices.DeleteFunc(conns, func(c *net.TCPConn) bool { return c == nil })
+	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+		return conns, err
+	}
+	return conns, nil
+}
+
+// closeAll closes conns with a reset (SO_LINGER 0), leaving no TIME_WAIT.
+func closeAll(conns []*net.TCPConn) {
+	for _, c := range conns {
+		_ = c.SetLinger(0)
+		c.Close()
+	}
+}
+
+// pingMany runs a ping-pong on every one of conns at once for p.Duration,
+// after a warm-up; warmed, if set, runs between the two.
+func pingMany(ctx context.Context, conns []*net.TCPConn, p Params, warmed func()) (map[string]float64, error) {
 	stop := context.AfterFunc(ctx, func() {
 		for _, c := range conns {
 			c.SetDeadline(time.Unix(1, 0))
@@ -269,12 +303,16 @@ func runMany(ctx context.Context, addr string, p Params) (map[string]float64, er
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
+	if warmed != nil {
+		warmed()
+	}
 	lats := make([][]time.Duration, len(conns))
 	start := time.Now()
 	deadline := start.Add(p.Duration)
+	capacity := max(4096/max(len(conns)/64, 1), 16)
 	for i, c := range conns {
 		wg.Go(func() {
-			lats[i], errs[i] = pingPong(c, msg, deadline, 0, p.MaxOps, make([]time.Duration, 0, 4096))
+			lats[i], errs[i] = pingPong(c, msg, deadline, 0, p.MaxOps, make([]time.Duration, 0, capacity))
 		})
 	}
 	wg.Wait()

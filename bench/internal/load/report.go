@@ -25,6 +25,10 @@ type Report struct {
 	Notes    []string  `json:"notes,omitempty"`
 	Errors   []string  `json:"errors,omitempty"`
 
+	// ConnsScale and PluginsScale are the scaling measurements'.
+	ConnsScale   []ConnsScale   `json:"conns_scale,omitempty"`
+	PluginsScale []PluginsScale `json:"plugins_scale,omitempty"`
+
 	// Results holds the samples while the run goes: scenario, metric,
 	// target, one value per round.
 	Results map[string]map[string]map[string][]float64 `json:"-"`
@@ -238,6 +242,35 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  one idle echo process: RSS %.1f MiB, of which anonymous %.1f MiB (the rest: the binary's pages, shared by processes of it); page tables %d KiB\n",
 			kib(rs.PluginRSSKiB), kib(rs.PluginAnonKiB), rs.PluginPTEKiB)
+	}
+	if len(r.ConnsScale) > 0 {
+		fmt.Fprintf(&b, "\nconnections at once, 64-byte ping-pong on each (medians of %d rounds):\n", r.Rounds)
+		tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.AlignRight|tabwriter.Debug)
+		fmt.Fprintln(tw, "connections\ttarget\tround trips/s\tp99 µs\tCPU µs/round trip\thost CPU µs\tserver RSS MiB\tKiB/connection\thost RSS MiB\t")
+		for _, c := range r.ConnsScale {
+			per := float64(c.ServerKiB-c.IdleServerKiB) / float64(c.Conns)
+			host := "-"
+			if c.HostKiB > 0 {
+				host = fmt.Sprintf("%.1f", kib(c.HostKiB))
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t\n",
+				c.Conns, c.Target, c.ReqS, c.P99Us, c.CPUUs, c.HostCPUUs, kib(c.ServerKiB), per, host)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(r.PluginsScale) > 0 {
+		fmt.Fprintf(&b, "\nplugins served by one host (copies of echo; medians of %d starts):\n", r.Rounds)
+		tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.AlignRight|tabwriter.Debug)
+		fmt.Fprintln(tw, "plugins\tready after ms\thost RSS MiB\tRSS MiB a plugin\tanonymous MiB a plugin\tall RSS MiB\tall PSS MiB\t")
+		for _, p := range r.PluginsScale {
+			fmt.Fprintf(tw, "%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", p.Plugins, p.StartMs, kib(p.HostKiB),
+				kib(p.PluginKiB), kib(p.PluginAnonKiB), kib(p.TotalKiB), kib(p.TotalPSSKiB))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)

@@ -43,6 +43,14 @@ type Config struct {
 	// Restart shapes the restart measurement (scenario "restart"), which
 	// runs after the rounds against a host of its own; Kills 0 skips it.
 	Restart RestartParams
+	// ScaleConns and ScalePlugins are the sizes of the scaling
+	// measurements, which run only when named in Scenarios
+	// (ScaleConnsScenario, ScalePluginsScenario). PluginCopies is the
+	// plugin directory with the copies of echo that ScalePlugins serves
+	// (CopyName).
+	ScaleConns   []int
+	ScalePlugins []int
+	PluginCopies string
 	// DirectCmd runs ServeDirect in its own process; DirectEnv is added to
 	// its environment.
 	DirectCmd []string
@@ -61,7 +69,7 @@ type Config struct {
 // super-servers, 10,000 idle connections.
 func DefaultConfig() Config {
 	return Config{BinDir: "bin", Rounds: 7, Params: DefaultParams(), Classic: true, UDP: true, Python: true, Rules: true, MemoryConns: 10000,
-		Restart: DefaultRestartParams()}
+		Restart: DefaultRestartParams(), ScaleConns: DefaultScaleConns, ScalePlugins: DefaultScalePlugins}
 }
 
 // RulesArgs are the rules target's: an allow list, a per-source limit and
@@ -88,13 +96,19 @@ func (c Config) Validate() error {
 	for _, s := range Scenarios() {
 		names = append(names, s.Name)
 	}
-	names = append(names, RestartScenario)
+	names = append(names, RestartScenario, ScaleConnsScenario, ScalePluginsScenario)
 	for _, s := range c.Scenarios {
 		if !slices.Contains(names, s) {
 			return fmt.Errorf("unknown scenario %q (have %s)", s, strings.Join(names, ", "))
 		}
 	}
 	if err := c.Restart.Validate(); err != nil {
+		return err
+	}
+	if err := validSizes("connections", c.ScaleConns, 100_000); err != nil {
+		return err
+	}
+	if err := validSizes("plugins", c.ScalePlugins, 99); err != nil {
 		return err
 	}
 	return c.Params.Validate()
@@ -143,6 +157,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Errors = append(rep.Errors, "restart: "+err.Error())
 		}
 		rep.Restart = r
+	}
+	if slices.Contains(cfg.Scenarios, ScaleConnsScenario) {
+		var err error
+		if rep.ConnsScale, err = measureConnsScale(ctx, cfg, limit, progress); err != nil {
+			rep.Errors = append(rep.Errors, "scale-conns: "+err.Error())
+		}
+	}
+	if slices.Contains(cfg.Scenarios, ScalePluginsScenario) {
+		var err error
+		if rep.PluginsScale, err = measurePluginsScale(ctx, cfg, progress); err != nil {
+			rep.Errors = append(rep.Errors, "scale-plugins: "+err.Error())
+		}
 	}
 	rep.finish(scenarios)
 	return rep, nil
