@@ -112,9 +112,10 @@ func waitAnswers(t *testing.T, cs []lineClient, answered []bool) {
 // hands it (the kernel cuts the descriptors off, or its dup fails with
 // EMFILE). It returns them, the host keeps them and sends them again, and
 // once the plugin has descriptors again every client is served: none is
-// closed unanswered, and the plugin is not restarted. (Case 02.)
+// closed unanswered, and the plugin is not restarted. (Case 02; conn
+// handoff, where the host hands over each connection.)
 func TestPluginOutOfDescriptors(t *testing.T) {
-	h := e2e.Start(t, e2e.Config{Enable: []string{"echo"}})
+	h := e2e.Start(t, e2e.Config{Enable: []string{"echo"}, Args: []string{"--handoff", "conn"}})
 	pid := h.Plugins["echo"].Pid
 	restore := limitPlugin(t, pid, 3)
 	const n = 10
@@ -166,12 +167,19 @@ func TestSharedListenerOutOfDescriptors(t *testing.T) {
 }
 
 // A plugin that is alive but stopped (SIGSTOP) is found by the health check,
-// killed and restarted; the connections handed to it meanwhile, which it
-// never took, go to its successor: every client is served.
+// killed and restarted; the clients that came meanwhile go to its
+// successor: every client is served. With conn handoff they are the
+// connections handed to it, which it never took; with listener handoff they
+// wait in the shared socket's backlog.
 func TestFrozenPluginReplaced(t *testing.T) {
+	t.Run("conn handoff", func(t *testing.T) { frozenPluginReplaced(t, "conn") })
+	t.Run("listener handoff", func(t *testing.T) { frozenPluginReplaced(t, "listener") })
+}
+
+func frozenPluginReplaced(t *testing.T, handoff string) {
 	status := filepath.Join(t.TempDir(), "status.json")
-	h := e2e.Start(t, e2e.Config{Enable: []string{"echo"},
-		Args: []string{"--status-file", status, "--health-interval", "200ms", "--health-timeout", "2s"}})
+	h := e2e.Start(t, e2e.Config{Enable: []string{"echo"}, Args: []string{"--handoff", handoff,
+		"--status-file", status, "--health-interval", "200ms", "--health-timeout", "2s"}})
 	pid := h.Plugins["echo"].Pid
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -184,7 +192,9 @@ func TestFrozenPluginReplaced(t *testing.T) {
 	if left := e2e.WaitGone([]int{pid}, 5*time.Second); len(left) > 0 {
 		t.Fatalf("the stopped process %d is still there", pid)
 	}
-	h.WaitLog("plugin exited with connections unanswered; those it had not begun to serve go to the next process: next=", 5*time.Second)
+	if handoff == "conn" {
+		h.WaitLog("plugin exited with connections unanswered; those it had not begun to serve go to the next process: next=", 5*time.Second)
+	}
 	row := statusRow(statusOutput(t, status), "echo")
 	out := statusOutput(t, status)
 	if len(row) < 8 || row[4] != "running" || row[7] == "0" || !strings.Contains(out, "stopped (SIGSTOP?)") {
