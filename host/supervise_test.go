@@ -317,7 +317,7 @@ func TestProcessPanicReachesLog(t *testing.T) {
 // drain; new clients are refused; the host exits 0 once they are done, and
 // nothing is left running.
 func TestSigtermDrains100Connections(t *testing.T) {
-	t.Run("conn handoff", func(t *testing.T) { sigtermDrains(t) })
+	t.Run("conn handoff", func(t *testing.T) { sigtermDrains(t, "--handoff", "conn") })
 	t.Run("listener handoff", func(t *testing.T) { sigtermDrains(t, "--handoff", "listener") })
 }
 
