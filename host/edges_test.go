@@ -195,10 +195,19 @@ func frozenPluginReplaced(t *testing.T, handoff string) {
 	if handoff == "conn" {
 		h.WaitLog("plugin exited with connections unanswered; those it had not begun to serve go to the next process: next=", 5*time.Second)
 	}
-	row := statusRow(statusOutput(t, status), "echo")
-	out := statusOutput(t, status)
-	if len(row) < 8 || row[4] != "running" || row[7] == "0" || !strings.Contains(out, "stopped (SIGSTOP?)") {
-		t.Fatalf("status after the replacement:\n%s", out)
+	// With listener handoff the clients may be served before the status
+	// file says so: it is read until it does, 10 s at most.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := statusOutput(t, status)
+		row := statusRow(out, "echo")
+		if len(row) >= 8 && row[4] == "running" && row[7] != "0" && strings.Contains(out, "stopped (SIGSTOP?)") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status after the replacement:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	h.Stop(15 * time.Second)
 }
