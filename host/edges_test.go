@@ -185,6 +185,9 @@ func frozenPluginReplaced(t *testing.T, handoff string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	// kill(2) returns before every thread has stopped; one still running
+	// could accept a client (listener handoff) that then dies with it.
+	waitStopped(t, pid)
 	const n = 5
 	cs := sendLines(t, h.Addr("echo"), n, "frozen")
 	h.WaitLog("plugin is alive but not answering; killing it to restart it", 30*time.Second)
@@ -344,4 +347,32 @@ func TestOneHostPerStatusFile(t *testing.T) {
 		t.Fatalf("status after the stale lock:\n%s", out)
 	}
 	second.Stop(15 * time.Second)
+}
+
+// waitStopped waits, up to 10 s, until every thread of process pid is
+// stopped (state T in /proc/PID/task/TID/stat).
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopped := len(tasks) > 0
+		for _, task := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+			i := bytes.LastIndexByte(b, ')')
+			if err == nil && (i < 0 || i+2 >= len(b) || b[i+2] != 'T') {
+				stopped = false
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not stopped 10 s after SIGSTOP", pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
