@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,4 +77,127 @@ func TestSighupReloadsRules(t *testing.T) {
 			h.Stop(20 * time.Second)
 		})
 	}
+}
+
+// greeting reads what hello sends one new client, or the error.
+func greeting(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
+// SIGHUP applies changed option values by replacing the plugin's process
+// with one configured with them: clients that keep coming are never refused,
+// and every greeting is the old one or the new one. Values the plugin does
+// not declare keep the running setup.
+func TestSighupReplacesChangedOptions(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sockplay.hcl")
+	write := func(greeting string) {
+		t.Helper()
+		text := fmt.Sprintf("plugin \"hello\" {\n  listen = \"127.0.0.1:0\"\n  set = { greeting = %q }\n}\n", greeting)
+		if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("one")
+	statusFile := filepath.Join(t.TempDir(), "status.json")
+	h := e2e.Start(t, e2e.Config{Enable: []string{"hello"}, KeepPorts: true,
+		Args: []string{"--config", file, "--status-file", statusFile}})
+	addr := h.Addr("hello")
+	if g, err := greeting(addr); g != "one" || err != nil {
+		t.Fatalf("before the reload: %q, %v", g, err)
+	}
+	oldPid := h.Plugins["hello"].Pid
+
+	// A client loop runs across the reload: bounded in count and time.
+	stop := make(chan struct{})
+	type result struct {
+		seen map[string]int
+		errs []error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r := result{seen: map[string]int{}}
+		deadline := time.Now().Add(60 * time.Second)
+		for i := 0; i < 20000 && time.Now().Before(deadline); i++ {
+			select {
+			case <-stop:
+				done <- r
+				return
+			default:
+			}
+			g, err := greeting(addr)
+			if err != nil {
+				r.errs = append(r.errs, err)
+				continue
+			}
+			r.seen[g]++
+		}
+		done <- r
+	}()
+
+	write("two")
+	h.Signal(syscall.SIGHUP)
+	h.WaitLog("options changed; plugin replaced", 30*time.Second)
+	for i := 0; i < 200; i++ { // the new process serves every new client
+		if g, _ := greeting(addr); g == "two" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g, err := greeting(addr); g != "two" || err != nil {
+		t.Fatalf("after the reload: %q, %v", g, err)
+	}
+	close(stop)
+	r := <-done
+	if len(r.errs) > 0 {
+		t.Errorf("%d clients failed across the reload, first: %v", len(r.errs), r.errs[0])
+	}
+	for g := range r.seen {
+		if g != "one" && g != "two" {
+			t.Errorf("a client got %q", g)
+		}
+	}
+	t.Logf("greetings across the reload: %v", r.seen)
+	// The old process drains in the background, then goes.
+	var pids []int
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if pids = h.PluginPids("hello"); len(pids) == 1 && pids[0] != oldPid {
+			break
+		}
+	}
+	if len(pids) != 1 || pids[0] == oldPid {
+		t.Errorf("hello processes after the reload: %v (old pid %d)", pids, oldPid)
+	}
+
+	// An option hello does not declare: nothing changes.
+	if err := os.WriteFile(file, []byte("plugin \"hello\" {\n  listen = \"127.0.0.1:0\"\n  set = { colour = \"red\" }\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.Signal(syscall.SIGHUP)
+	h.WaitLog(`keeping the running configuration`, 30*time.Second)
+	if g, err := greeting(addr); g != "two" || err != nil {
+		t.Errorf("after a refused reload: %q, %v", g, err)
+	}
+
+	// sockplay reload (no names) reads the file again too, and says so; a
+	// file it cannot apply is its error.
+	out, stderr, code := e2e.Run(t, "reload", "--status-file", statusFile)
+	if code != 1 || !strings.Contains(out, "config: not applied") || !strings.Contains(stderr, `no option "colour"`) {
+		t.Errorf("reload with a bad file: exit %d, %q, %q", code, out, stderr)
+	}
+	write("three")
+	out, stderr, code = e2e.Run(t, "reload", "--status-file", statusFile)
+	if code != 0 || !strings.HasPrefix(out, "config: reloaded\n") {
+		t.Errorf("reload: exit %d, %q, %q", code, out, stderr)
+	}
+	if g, err := greeting(addr); g != "three" || err != nil {
+		t.Errorf("after sockplay reload: %q, %v", g, err)
+	}
+	h.Stop(15 * time.Second)
 }

@@ -30,14 +30,18 @@ own message, and the old process serves on.
 
 With NAMEs, each named plugin is replaced whether its binary changed or not
 (a graceful restart); a named plugin the host does not serve yet but finds
-in its --plugin-dir is started. Without, every plugin whose binary's SHA-256
-changed is replaced and the others are left alone, as SIGHUP to the host
-does (SIGHUP also reads the host's --config again).
+in its --plugin-dir is started. Without, it does what SIGHUP to the host
+does: a host started with --config reads the file again and applies changed
+rules at once and changed options by replacing those plugins (a file it
+cannot apply changes nothing, and is this command's error); then every
+plugin whose binary's SHA-256 changed is replaced and the others are left
+alone.
 
 It prints one line per plugin: replaced (old and new pid, version and
 SHA-256), unchanged, started, or failed and why; and exits 1 if any failed.
---json prints {"results": [...]}, each with plugin, outcome, old_pid,
-new_pid, old_version, new_version, old_sha256, new_sha256, addr and error.
+--json prints {"config": "reloaded", "config_error": "...", "results": [...]},
+each result with plugin, outcome, old_pid, new_pid, old_version,
+new_version, old_sha256, new_sha256, addr and error.
 
 The host listens for it on a Unix socket beside its status file
 (status.json: status.sock), mode 0600, whose path the status file records.`,
@@ -45,19 +49,31 @@ The host listens for it on a Unix socket beside its status file
   sockplay reload                      # every plugin whose binary changed
   kill -HUP "$(jq .host_pid "$XDG_RUNTIME_DIR/sockplay/status.json")"   # the same`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			results, err := serve.RequestReload(cmd.Context(), path, serve.ReloadRequest{Plugins: args})
+			reply, err := serve.RequestReload(cmd.Context(), path, serve.ReloadRequest{Plugins: args})
 			if err != nil {
 				return err
 			}
+			results := reply.Results
 			if asJSON {
-				if results == nil {
-					results = []serve.ReloadResult{}
+				if reply.Results == nil {
+					reply.Results = []serve.ReloadResult{}
 				}
-				if err := writeJSON(s.Out, map[string][]serve.ReloadResult{"results": results}); err != nil {
+				if err := writeJSON(s.Out, reply); err != nil {
 					return err
 				}
-			} else if err := printReload(s.Out, results); err != nil {
-				return err
+			} else {
+				switch {
+				case reply.ConfigError != "":
+					fmt.Fprintf(s.Out, "config: not applied: %s\n", reply.ConfigError)
+				case reply.Config != "":
+					fmt.Fprintf(s.Out, "config: %s\n", reply.Config)
+				}
+				if err := printReload(s.Out, results); err != nil {
+					return err
+				}
+			}
+			if reply.ConfigError != "" {
+				return fmt.Errorf("the configuration was not applied: %s", reply.ConfigError)
 			}
 			return reloadFailed(results)
 		},

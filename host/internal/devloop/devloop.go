@@ -200,8 +200,8 @@ func (l *loop) serve(ctx context.Context, b Built) {
 	req := serve.ReloadRequest{Plugins: []string{b.Name}}
 	switch {
 	case l.remote:
-		results, err := serve.RequestReload(ctx, l.cfg.Serve.StatusFile, req)
-		l.report(results, err)
+		reply, err := serve.RequestReload(ctx, l.cfg.Serve.StatusFile, req)
+		l.report(reply.Results, err)
 	case l.host == nil:
 		l.startHost(ctx)
 	default:

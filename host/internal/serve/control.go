@@ -130,7 +130,17 @@ func (h *Host) handleReload(w http.ResponseWriter, r *http.Request) {
 		writeControl(w, http.StatusBadRequest, map[string]string{"error": "reload request: " + err.Error()})
 		return
 	}
-	results, err := h.ReplacePlugins(r.Context(), req)
+	var reply ReloadReply
+	var err error
+	if len(req.Plugins) == 0 && h.reloads.load != nil {
+		// As SIGHUP: the configuration read again first, then every
+		// changed binary.
+		reply.Config = "reloaded"
+		if cerr := h.Reload(r.Context()); cerr != nil {
+			reply.Config, reply.ConfigError = "", cerr.Error()
+		}
+	}
+	reply.Results, err = h.ReplacePlugins(r.Context(), req)
 	var unknown *UnknownPluginError
 	switch {
 	case errors.As(err, &unknown):
@@ -140,8 +150,20 @@ func (h *Host) handleReload(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeControl(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 	default:
-		writeControl(w, http.StatusOK, map[string][]ReloadResult{"results": results})
+		writeControl(w, http.StatusOK, reply)
 	}
+}
+
+// ReloadReply is what a reload through the control socket did.
+type ReloadReply struct {
+	// Config is "reloaded" when a reload without names read the host's
+	// --config file again and applied it; ConfigError says why it did not
+	// (the host keeps its running configuration). Both are empty for a host
+	// without --config, and for a reload of named plugins.
+	Config      string `json:"config,omitempty"`
+	ConfigError string `json:"config_error,omitempty"`
+	// Results has one entry per plugin.
+	Results []ReloadResult `json:"results"`
 }
 
 func writeControl(w http.ResponseWriter, code int, v any) {
@@ -157,20 +179,21 @@ const controlTimeout = 2 * time.Minute
 // RequestReload asks the host whose status file is statusFile to reload, and
 // returns what it did. The errors name the cause: no host running, a host
 // without a control socket, a plugin it neither serves nor finds.
-func RequestReload(ctx context.Context, statusFile string, req ReloadRequest) ([]ReloadResult, error) {
+func RequestReload(ctx context.Context, statusFile string, req ReloadRequest) (ReloadReply, error) {
+	var none ReloadReply
 	st, err := ReadStatus(statusFile)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	switch {
 	case st.HostState != "running":
-		return nil, fmt.Errorf("no host is running: %s says the host (pid %d) is %s", statusFile, st.HostPid, st.HostState)
+		return none, fmt.Errorf("no host is running: %s says the host (pid %d) is %s", statusFile, st.HostPid, st.HostState)
 	case st.Control == "":
-		return nil, fmt.Errorf("the host (pid %d) has no control socket (see its log)", st.HostPid)
+		return none, fmt.Errorf("the host (pid %d) has no control socket (see its log)", st.HostPid)
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
 	defer cancel()
@@ -183,26 +206,26 @@ func RequestReload(ctx context.Context, statusFile string, req ReloadRequest) ([
 	defer client.CloseIdleConnections()
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://sockplay/v1/reload", bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(hreq)
 	if err != nil {
-		return nil, fmt.Errorf("control socket %s: %w", st.Control, err)
+		return none, fmt.Errorf("control socket %s: %w", st.Control, err)
 	}
 	defer resp.Body.Close()
 	var out struct {
-		Results []ReloadResult `json:"results"`
-		Error   string         `json:"error"`
+		ReloadReply
+		Error string `json:"error"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
-		return nil, fmt.Errorf("control socket %s: %s: %w", st.Control, resp.Status, err)
+		return none, fmt.Errorf("control socket %s: %s: %w", st.Control, resp.Status, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		if out.Error == "" {
 			out.Error = resp.Status
 		}
-		return nil, errors.New(out.Error)
+		return none, errors.New(out.Error)
 	}
-	return out.Results, nil
+	return out.ReloadReply, nil
 }

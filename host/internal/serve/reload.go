@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sockplay/sockplay/host/internal/catalog"
 	"github.com/sockplay/sockplay/host/internal/config"
 	"github.com/sockplay/sockplay/host/internal/listen"
 	"github.com/sockplay/sockplay/host/internal/supervisor"
@@ -47,14 +48,18 @@ func (h *Host) track(name string, r *running) {
 // one, SIGHUP is logged and ignored.
 func (h *Host) SetReloader(load func() (config.Config, error)) { h.reloads.load = load }
 
-// Reload reads the configuration again and applies the rules that changed,
-// at once: to the host's own listener when it enforces them, with SetRules
-// when the plugin does. Connections already open stay open. A configuration
-// that does not load, or rules that cannot be enforced where the plugin's
-// connections are accepted, change nothing: the error says why, and the
-// running setup is kept. Changes a reload does not apply (options,
-// addresses, the plugins served, binaries) are reported in the error after
-// the rules were applied.
+// Reload reads the configuration again and applies what changed: rules at
+// once (to the host's own listener when it enforces them, with SetRules when
+// the plugin does), and new option values by replacing the plugin's process
+// with one configured with them (supervisor.ReplaceOptions: no client is
+// refused, open connections drain). A configuration that does not load,
+// rules that cannot be enforced where the plugin's connections are accepted,
+// or options a plugin does not declare, change nothing: the error says why,
+// and the running setup is kept. A plugin that refuses its new option values
+// keeps its process and its old values. Changes a reload does not apply
+// (addresses, the plugins served, host settings) are reported in the error
+// after the rest was applied; changed binaries are SIGHUP's next step
+// (ReplacePlugins).
 func (h *Host) Reload(ctx context.Context) error {
 	if h.reloads.load == nil {
 		return errors.New("no configuration to reload (sockplay serve was not given --config)")
@@ -94,6 +99,16 @@ func (h *Host) Reload(ctx context.Context) error {
 		}
 		changes = append(changes, change{name, p, r, where})
 	}
+	var optionChanges []string
+	for _, name := range names {
+		if maps.Equal(h.cfg.Set[name], cfg.Set[name]) {
+			continue
+		}
+		if err := checkOptions(cfg, name, h.reloads.plugins[name].desc, cfg.Set[name]); err != nil {
+			return fmt.Errorf("keeping the running configuration: %w", err)
+		}
+		optionChanges = append(optionChanges, name)
+	}
 	for _, c := range changes {
 		if c.p.tcp != nil {
 			c.p.tcp.SetRules(c.where.host)
@@ -111,8 +126,29 @@ func (h *Host) Reload(ctx context.Context) error {
 		h.log.Named(c.name).Info("rules changed", "rules", c.rules.String(), "enforced_by", by)
 		c.p.rules = c.rules
 	}
+	var failed []string
+	for _, name := range optionChanges {
+		sup := h.reloads.plugins[name].sup
+		e, err := catalog.Reread(sup.Entry())
+		if err == nil {
+			_, err = sup.ReplaceOptions(ctx, e, maps.Clone(cfg.Set[name]))
+		}
+		if err != nil {
+			h.log.Named(name).Error("new options refused; the old process serves on with the old ones", "error", err)
+			failed = append(failed, fmt.Sprintf("plugin %s: %v", name, err))
+			continue
+		}
+		if h.cfg.Set == nil {
+			h.cfg.Set = map[string]map[string]string{}
+		}
+		h.cfg.Set[name] = maps.Clone(cfg.Set[name])
+		h.log.Named(name).Info("options changed; plugin replaced", "options", fmt.Sprint(cfg.Set[name]))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("new options not applied: %s", strings.Join(failed, "; "))
+	}
 	if rest := notReloaded(h.cfg, cfg, names); len(rest) > 0 {
-		return fmt.Errorf("rules applied; these changes take a restart of sockplay, since reload does not replace plugins yet: %s", strings.Join(rest, "; "))
+		return fmt.Errorf("rules and options applied; these changes take a restart of sockplay: %s", strings.Join(rest, "; "))
 	}
 	return nil
 }
@@ -124,9 +160,6 @@ func notReloaded(old, new config.Config, running []string) []string {
 	for _, name := range running {
 		if old.Listen[name] != new.Listen[name] {
 			out = append(out, fmt.Sprintf("plugin %s listen %q", name, new.Listen[name]))
-		}
-		if !maps.Equal(old.Set[name], new.Set[name]) {
-			out = append(out, fmt.Sprintf("plugin %s options", name))
 		}
 	}
 	if !slices.Equal(old.Enable, new.Enable) {

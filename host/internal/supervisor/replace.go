@@ -28,10 +28,11 @@ func (s *Supervisor) Entry() catalog.Entry {
 // handover carries a started, configured process from Replace to Run, which
 // makes it the serving one.
 type handover struct {
-	proc   *Process
-	done   chan struct{} // closed when proc serves, or err is set
-	err    error
-	result Replaced
+	proc    *Process
+	options map[string]string // the plugin's options from now on (nil: unchanged)
+	done    chan struct{}     // closed when proc serves, or err is set
+	err     error
+	result  Replaced
 }
 
 // refuse ends a handover that Run cannot complete.
@@ -69,17 +70,32 @@ var errStopped = errors.New("the plugin was stopped during the replace")
 // A plugin that is restarting takes the new process instead of starting one;
 // a failed or stopped plugin is an error. Replaces are serialized.
 func (s *Supervisor) Replace(ctx context.Context, e catalog.Entry) (Replaced, error) {
+	return s.replace(ctx, e, nil)
+}
+
+// ReplaceOptions is Replace with new option values: the new process of
+// binary e is configured with options, and they are the plugin's from then on
+// (a later restart uses them). If the plugin refuses them, the old process
+// serves on with the old ones. A reload of the configuration file uses it.
+func (s *Supervisor) ReplaceOptions(ctx context.Context, e catalog.Entry, options map[string]string) (Replaced, error) {
+	if options == nil {
+		options = map[string]string{}
+	}
+	return s.replace(ctx, e, options)
+}
+
+func (s *Supervisor) replace(ctx context.Context, e catalog.Entry, opts map[string]string) (Replaced, error) {
 	s.replaceMu.Lock()
 	defer s.replaceMu.Unlock()
 	if err := s.notServing(); err != nil {
 		return Replaced{}, err
 	}
-	proc, err := s.launchEntry(ctx, e)
+	proc, err := s.launchEntry(ctx, e, opts)
 	if err != nil {
 		s.log.Error("replace failed; the old process serves on", "path", e.Path, "sha256", e.Hex(), "error", err)
 		return Replaced{}, err
 	}
-	h := &handover{proc: proc, done: make(chan struct{})}
+	h := &handover{proc: proc, options: opts, done: make(chan struct{})}
 	select {
 	case s.handovers <- h:
 	case <-s.done:
@@ -129,6 +145,9 @@ func (s *Supervisor) promoted(h *handover, old *Process) {
 		}
 		s.proc, s.state, s.startedAt = h.proc, Running, time.Now()
 		s.entry, s.desc = h.proc.Entry, h.proc.Description
+		if h.options != nil {
+			s.cfg.Options = h.options // a later restart configures with them too
+		}
 		s.replaced++
 		spare, s.spare = s.spare, nil
 	})

@@ -541,12 +541,13 @@ func (s *Supervisor) launch() (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.launchEntry(s.ctx, e)
+	return s.launchEntry(s.ctx, e, nil)
 }
 
-// launchEntry starts and configures a process of binary e and checks that it
-// can serve this plugin's listener.
-func (s *Supervisor) launchEntry(ctx context.Context, e catalog.Entry) (_ *Process, err error) {
+// launchEntry starts and configures a process of binary e, with options opts
+// (nil: the plugin's own), and checks that it can serve this plugin's
+// listener.
+func (s *Supervisor) launchEntry(ctx context.Context, e catalog.Entry, opts map[string]string) (_ *Process, err error) {
 	lc := s.cfg.Launch
 	lc.Entry = e
 	start := time.Now()
@@ -564,6 +565,10 @@ func (s *Supervisor) launchEntry(ctx context.Context, e catalog.Entry) (_ *Proce
 	s.mu.Lock()
 	transport := s.desc.GetTransport()
 	rules := s.cfg.Rules
+	options := s.cfg.Options
+	if opts != nil {
+		options = opts
+	}
 	s.mu.Unlock()
 	if d.GetTransport() != transport {
 		proc.Kill()
@@ -575,7 +580,7 @@ func (s *Supervisor) launchEntry(ctx context.Context, e catalog.Entry) (_ *Proce
 			return nil, fmt.Errorf("the new binary lacks feature %q, which this host's listener needs", f)
 		}
 	}
-	if err := proc.Configure(ctx, s.cfg.Options, s.cfg.Listener.Addr().String(), rules); err != nil {
+	if err := proc.Configure(ctx, options, s.cfg.Listener.Addr().String(), rules); err != nil {
 		proc.Kill()
 		return nil, fmt.Errorf("configure: %w", err)
 	}
