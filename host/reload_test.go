@@ -201,3 +201,55 @@ func TestSighupReplacesChangedOptions(t *testing.T) {
 	}
 	h.Stop(15 * time.Second)
 }
+
+// A Python plugin is replaced as a Go one is, in both handoff modes: under
+// a connect-echo-close loop no client is refused or fails.
+func TestReloadPython(t *testing.T) {
+	for _, mode := range []string{"conn", "listener"} {
+		t.Run(mode, func(t *testing.T) {
+			statusFile := filepath.Join(t.TempDir(), "status.json")
+			h := e2e.Start(t, e2e.Config{Enable: []string{"pyecho"}, Args: []string{"--status-file", statusFile, "--handoff", mode}})
+			addr := h.Addr("pyecho")
+			first := h.Plugins["pyecho"].Pid
+			stop := make(chan struct{})
+			done := make(chan []attempt, 1)
+			go func() {
+				var all []attempt
+				until := time.Now().Add(2 * time.Minute)
+				for i := 0; i < 100000 && time.Now().Before(until); i++ {
+					select {
+					case <-stop:
+						done <- all
+						return
+					default:
+					}
+					all = append(all, echoOnce(addr))
+				}
+				done <- all
+			}()
+			out, stderr, code := e2e.Run(t, "reload", "--status-file", statusFile, "pyecho")
+			if code != 0 || !strings.HasPrefix(out, fmt.Sprintf("pyecho: replaced: pid %d -> ", first)) {
+				t.Errorf("reload pyecho: exit %d, %q, %q", code, out, stderr)
+			}
+			for i := 0; i < 50; i++ { // a few round trips with the new process
+				if a := echoOnce(addr); a.err != nil {
+					t.Errorf("after the reload: %v", a.err)
+					break
+				}
+			}
+			close(stop)
+			all := <-done
+			failed := 0
+			for _, a := range all {
+				if a.err != nil {
+					failed++
+					if failed == 1 {
+						t.Errorf("a round trip failed across the reload: %v", a.err)
+					}
+				}
+			}
+			t.Logf("%s: %d round trips across the reload, %d failed", mode, len(all), failed)
+			h.Stop(15 * time.Second)
+		})
+	}
+}

@@ -148,6 +148,7 @@ class Runtime(control_pb2_grpc.ControlServicer):
         self.psrv = None
         self.draining = False
         self._pending = []  # handed over before Configure
+        self.handoff_batches = 0  # handoff messages taken off the socket (Stats)
         self.stopped = threading.Event()
         self.events = _events.Sink()
         self._dgram_last = (0, 0, 0, 0)
@@ -187,13 +188,14 @@ class Runtime(control_pb2_grpc.ControlServicer):
 
     def Stats(self, request, context):
         with self._lock:
-            srv, psrv = self.srv, self.psrv
+            srv, psrv, batches = self.srv, self.psrv, self.handoff_batches
         if psrv is not None:
-            return self._pb.StatsResponse(panics=psrv.stats()["panics"])
+            return self._pb.StatsResponse(panics=psrv.stats()["panics"], handoff_batches=batches)
         if srv is None:
-            return self._pb.StatsResponse()
+            return self._pb.StatsResponse(handoff_batches=batches)
         st = srv.stats()
-        return self._pb.StatsResponse(conns_active=max(st["active"], 0), conns_total=st["total"], panics=st["panics"])
+        return self._pb.StatsResponse(conns_active=max(st["active"], 0), conns_total=st["total"], panics=st["panics"],
+                                      handoff_batches=batches)
 
     def Drain(self, request, context):
         with self._lock:
@@ -264,6 +266,7 @@ class Runtime(control_pb2_grpc.ControlServicer):
                 batch = fdpass.recv(sock)
             except fdpass.WireError as e:
                 self.log.error("bad handoff message", error=str(e))
+                self._count_batch()
                 continue
             except InterruptedError:
                 continue
@@ -274,9 +277,18 @@ class Runtime(control_pb2_grpc.ControlServicer):
             with self._lock:
                 if self.srv is None and self.psrv is None:
                     self._pending.extend(batch)
+                    self.handoff_batches += 1
                     continue
             for h in batch:
                 self._accept(h)
+            self._count_batch()
+
+    def _count_batch(self):
+        """Counts a handoff message taken off the socket (Stats'
+        handoff_batches): before it drains a process it replaces, the host
+        waits until the process has taken every message it was sent."""
+        with self._lock:
+            self.handoff_batches += 1
 
     def _accept(self, h):
         srv, psrv = self.srv, self.psrv
