@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -317,21 +318,24 @@ func TestLongTMPDIR(t *testing.T) {
 func TestOneHostPerStatusFile(t *testing.T) {
 	status := filepath.Join(t.TempDir(), "status.json")
 	first := e2e.Start(t, e2e.Config{Enable: []string{"echo"}, Args: []string{"--status-file", status}})
-	before, err := os.ReadFile(status)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := os.Stat(status)
 	_, stderr, code := e2e.Run(t, "serve", "--plugin-dir", first.Dir, "--listen", "echo=127.0.0.1:0",
 		"--status-file", status)
 	want := fmt.Sprintf("sockplay: another sockplay (pid %d) is running; status file %s\n", first.Pid(), status)
 	if code != 1 || stderr != want {
 		t.Fatalf("second host: exit %d, %q; want 1, %q", code, stderr, want)
 	}
-	after, err := os.ReadFile(status)
-	st2, _ := os.Stat(status)
-	if err != nil || !bytes.Equal(before, after) || !st.ModTime().Equal(st2.ModTime()) {
-		t.Fatalf("the second host changed the status file:\n%s\n---\n%s", before, after)
+	// The file is still the first host's (which rewrites it as its counters
+	// change): the second wrote neither its pid nor a stop into it.
+	var r struct {
+		HostPid int  `json:"host_pid"`
+		Stopped bool `json:"stopped"`
+	}
+	b, err := os.ReadFile(status)
+	if err != nil || json.Unmarshal(b, &r) != nil || r.HostPid != first.Pid() || r.Stopped {
+		t.Fatalf("status file after the second host (%v):\n%s", err, b)
+	}
+	if lock, err := os.ReadFile(status + ".lock"); err != nil || strings.TrimSpace(string(lock)) != strconv.Itoa(first.Pid()) {
+		t.Fatalf("lock file: %q, %v; want the first host's pid %d", lock, err, first.Pid())
 	}
 	if left := e2e.Processes(e2e.Bin(t)); len(left) != 1+len(first.Plugins) {
 		t.Errorf("processes: %v, want only the first host's", left)
