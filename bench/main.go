@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.IntVar(&cfg.MemoryConns, "memory-conns", cfg.MemoryConns, "idle connections of the memory check (0: skip it)")
 	fs.StringArrayVar(&cfg.HostArgs, "host-arg", nil, "an extra argument for sockplay serve, such as --host-arg=--handoff=listener (repeatable)")
 	fs.StringArrayVar(&cfg.HostEnv, "host-env", nil, "KEY=VALUE for the host's (and so the plugins') environment, for experiments (repeatable)")
+	restartLog := fs.String("restart-log", "", "restart: append the restart host's log to `FILE` (with --host-arg=--log-level=trace it times each start)")
 	format := fs.String("format", "text", "text or json")
 	quiet := fs.BoolP("quiet", "q", false, "no progress lines on stderr")
 	help := fs.BoolP("help", "h", false, "show this help")
@@ -81,6 +82,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	cfg.DirectCmd = []string{exe, "direct-server"}
+	if *restartLog != "" {
+		f, err := os.OpenFile(*restartLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cfg.Restart.Log = f
+	}
 	if !*quiet {
 		cfg.Progress = stderr
 	}

@@ -34,6 +34,9 @@ type RestartParams struct {
 	// process it kills has served for longer than that, so that every kill
 	// is a first crash (no backoff beyond the first, never failed).
 	CrashWindow time.Duration
+	// Log, if set, gets the host's log (with --host-arg=--log-level=trace,
+	// the timing of each start).
+	Log io.Writer
 }
 
 // DefaultRestartParams are the issue's: 20 kills under four echo loops and
@@ -127,6 +130,7 @@ func measureRestart(ctx context.Context, cfg Config, progress io.Writer) (*Resta
 	args = append(args, cfg.HostArgs...)
 	cmd := exec.Command(filepath.Join(cfg.BinDir, "sockplay"), args...)
 	cmd.Env = append(os.Environ(), cfg.HostEnv...)
+	cmd.Stderr = p.Log
 	lines, err := startLines(cmd, "sockplay: serving")
 	if err != nil {
 		return nil, fmt.Errorf("sockplay %s: %w", strings.Join(args, " "), err)

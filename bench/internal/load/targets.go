@@ -273,7 +273,11 @@ func startLines(cmd *exec.Cmd, ready string) ([]string, error) {
 		return nil, err
 	}
 	var stderr syncBuffer
-	cmd.Stderr = &stderr
+	if cmd.Stderr != nil { // the caller keeps the log, and sees it too
+		cmd.Stderr = io.MultiWriter(cmd.Stderr, &stderr)
+	} else {
+		cmd.Stderr = &stderr
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, err
