@@ -23,6 +23,7 @@ import (
 	"github.com/sockplay/sockplay/host/internal/listen"
 	"github.com/sockplay/sockplay/host/internal/supervisor"
 	"github.com/sockplay/sockplay/sdk/protocol"
+	"github.com/sockplay/sockplay/sdk/protocol/plog"
 	"github.com/sockplay/sockplay/sdk/protocol/rules"
 )
 
@@ -37,9 +38,12 @@ type Host struct {
 	log      hclog.Logger
 	runDir   string
 	statusMu sync.Mutex
-	notify   func(state string) // systemd's sd_notify; nil: none
-	obs      observation        // observe.go
-	reloads  reloadState        // reload.go: the configuration read again
+	// Under statusMu: the last status-file write failed; its log limiter.
+	statusFailing bool
+	statusLim     plog.Limiter
+	notify        func(state string) // systemd's sd_notify; nil: none
+	obs           observation        // observe.go
+	reloads       reloadState        // reload.go: the configuration read again
 
 	mu       sync.Mutex // guards sups and stopping: ReplacePlugins may add a plugin
 	sups     []*supervisor.Supervisor

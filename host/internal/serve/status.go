@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/sockplay/sockplay/sdk/protocol/plog"
 )
 
 // StatusReport is what the host writes to its status file on every change of
@@ -47,9 +50,28 @@ func (h *Host) writeStatus(stopped bool) {
 		h.log.Error("status file", "error", err)
 		return
 	}
-	if err := writeFileAtomic(h.cfg.StatusFile, append(b, '\n')); err != nil {
-		h.log.Error("status file", "path", h.cfg.StatusFile, "error", err)
+	err = writeFileAtomic(h.cfg.StatusFile, append(b, '\n'))
+	h.statusFailing = statusWriteLog(h.log, &h.statusLim, h.statusFailing, h.cfg.StatusFile, err)
+}
+
+// statusWriteLog logs a failed status-file write (a full disk, EDQUOT, EIO)
+// at WARN, at most once a minute with the count held back, since the host
+// rewrites the file every second while counters move; the previous file
+// stays whole (writeFileAtomic renames only a complete one), so `sockplay
+// status` shows older figures, not a torn file. The first write that works
+// again is logged at INFO. It returns whether the write failed.
+func statusWriteLog(log hclog.Logger, lim *plog.Limiter, failing bool, path string, err error) bool {
+	if err == nil {
+		if failing {
+			log.Info("status file written again", "path", path)
+		}
+		return false
 	}
+	lim.Every = time.Minute
+	if ok, suppressed := lim.Allow(time.Now()); ok || !failing {
+		log.Warn("status file not updated; the previous one stays", "path", path, "error", err, "suppressed", suppressed)
+	}
+	return true
 }
 
 // report is the host's status now.
