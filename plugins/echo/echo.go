@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"syscall"
 
 	"github.com/sockplay/sockplay/sdk"
 )
@@ -41,6 +42,12 @@ const (
 	smallSize = 2 << 10
 )
 
+// rawConn is a connection that gives its socket for splice(2).
+type rawConn interface {
+	net.Conn
+	SyscallConn() (syscall.RawConn, error)
+}
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 // serve echoes every chunk it reads. A chunk that is exactly "quit" (with or
@@ -48,10 +55,12 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 // tutorial's server does; so does EOF.
 //
 // Once a read fills the small buffer the connection is a bulk transfer: on
-// Linux, when c is the TCP connection itself, the rest goes back with
+// Linux, when c gives its socket (the TCP connection itself, or the SDK's
+// rule wrappers once no bytes are held back), the rest goes back with
 // splice(2) through a pipe (spliceEcho), as io.Copy between two TCP
 // connections does, so the bytes never enter the process; elsewhere, or
-// when the SDK wrapped c, through a pooled 32 KiB buffer.
+// when c hides its socket (trace mode sees every byte), through a pooled
+// 32 KiB buffer.
 func serve(_ context.Context, c net.Conn) {
 	buf := make([]byte, smallSize)
 	for {
@@ -69,7 +78,7 @@ func serve(_ context.Context, c net.Conn) {
 			return
 		}
 		if bulk {
-			if tc, ok := c.(*net.TCPConn); ok && spliceEcho(tc) {
+			if sc, ok := c.(rawConn); ok && spliceEcho(sc) {
 				return
 			}
 			big := bufPool.Get().(*[]byte)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -117,5 +118,66 @@ func TestBulkThenChunks(t *testing.T) {
 	}
 	if runtime.GOOS == "linux" && spliced.Load() == before {
 		t.Error("the bulk transfer was not echoed with splice")
+	}
+}
+
+// countedConn is a connection wrapped as the SDK's rules wrap one (for
+// max-per-source): not a *net.TCPConn, but it gives its socket.
+type countedConn struct{ *net.TCPConn }
+
+// hiddenConn hides its socket, as trace mode's wrapper does (it must see
+// every byte).
+type hiddenConn struct{ net.Conn }
+
+// A wrapped connection is spliced when it gives its socket and copied
+// through the buffer when it hides it; both echo every byte.
+func TestBulkThroughWrappers(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		wrap   func(*net.TCPConn) net.Conn
+		splice bool
+	}{
+		{"gives its socket", func(c *net.TCPConn) net.Conn { return countedConn{c} }, runtime.GOOS == "linux"},
+		{"hides its socket", func(c *net.TCPConn) net.Conn { return hiddenConn{c} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				serve(context.Background(), tc.wrap(c.(*net.TCPConn)))
+			}()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			before := spliced.Load()
+			msg := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB: a bulk transfer
+			var wg sync.WaitGroup
+			wg.Go(func() { _, _ = c.Write(msg) })
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			if !bytes.Equal(got, msg) {
+				t.Fatal("the echo differs")
+			}
+			c.Close()
+			<-done
+			if did := spliced.Load() != before; did != tc.splice {
+				t.Fatalf("spliced = %v, want %v", did, tc.splice)
+			}
+		})
 	}
 }

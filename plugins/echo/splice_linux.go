@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -23,7 +22,7 @@ const maxChunk = 1 << 20
 // Each splice from the socket takes what is there, as a read would, so the
 // chunks are a read's: one of at most quitMax bytes is read out of the pipe
 // and checked for quit like any other, and written back with write(2).
-func spliceEcho(c *net.TCPConn) bool {
+func spliceEcho(c rawConn) bool {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
 		return false

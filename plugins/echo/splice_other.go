@@ -2,13 +2,10 @@
 
 package main
 
-import (
-	"net"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // spliced counts the connections echoed with splice: none here.
 var spliced atomic.Int64
 
 // spliceEcho is Linux's (splice(2)); elsewhere echo copies through a buffer.
-func spliceEcho(*net.TCPConn) bool { return false }
+func spliceEcho(rawConn) bool { return false }

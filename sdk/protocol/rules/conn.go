@@ -142,7 +142,19 @@ func (c *headerConn) RemoteAddr() net.Addr { return c.remote }
 
 func (c *headerConn) CloseWrite() error { return closeWrite(c.Conn) }
 
-func (c *headerConn) SyscallConn() (syscall.RawConn, error) { return syscallConn(c.Conn) }
+// SyscallConn is the socket's once the bytes read past the header have been
+// served: until then a raw read (a splice) would skip them.
+func (c *headerConn) SyscallConn() (syscall.RawConn, error) {
+	if !c.drained.Load() {
+		c.mu.Lock()
+		held := c.r != nil && c.r.Buffered() > 0
+		c.mu.Unlock()
+		if held {
+			return nil, errors.ErrUnsupported
+		}
+	}
+	return syscallConn(c.Conn)
+}
 
 // ErrProxyHeader is the read error of a connection refused for sending a
 // PROXY header it was not trusted to send.
@@ -188,7 +200,14 @@ func (c *untrustedConn) Read(b []byte) (int, error) {
 
 func (c *untrustedConn) CloseWrite() error { return closeWrite(c.Conn) }
 
-func (c *untrustedConn) SyscallConn() (syscall.RawConn, error) { return syscallConn(c.Conn) }
+// SyscallConn is the socket's once the first bytes were checked: a raw read
+// before that would pass a PROXY header unchecked.
+func (c *untrustedConn) SyscallConn() (syscall.RawConn, error) {
+	if !c.checked.Load() {
+		return nil, errors.ErrUnsupported
+	}
+	return syscallConn(c.Conn)
+}
 
 // The PROXY protocol's signatures (haproxy's proxy-protocol.txt, 2.1 and 2.2).
 var (

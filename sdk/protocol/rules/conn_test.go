@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,9 +120,17 @@ func TestAcceptConnProxyProtocol(t *testing.T) {
 			if tc.remote != got && netip.MustParseAddrPort(got).Addr().String() != tc.remote {
 				t.Fatalf("RemoteAddr = %s, want %s", got, tc.remote)
 			}
+			// The socket is not given out (for a splice) while bytes are
+			// held back or unchecked, and is once they were read.
+			if _, err := a.c.(syscall.Conn).SyscallConn(); err == nil {
+				t.Fatal("SyscallConn before the first bytes were read: a splice would skip them")
+			}
 			b := make([]byte, len(tc.payload))
 			if _, err := io.ReadFull(a.c, b); err != nil || string(b) != tc.payload {
 				t.Fatalf("read %q, %v; want %q", b, err, tc.payload)
+			}
+			if _, err := a.c.(syscall.Conn).SyscallConn(); err != nil {
+				t.Fatalf("SyscallConn once the bytes were read: %v", err)
 			}
 		})
 	}
@@ -186,6 +195,9 @@ func TestAcceptConnCountsUntilClose(t *testing.T) {
 	dialFrom(t, "127.0.0.3", addr)
 	if a := acceptVia(t, ln, g); !a.ok {
 		t.Fatal("another source is refused")
+	}
+	if _, err := open[1].(syscall.Conn).SyscallConn(); err != nil {
+		t.Fatalf("a counted connection hides its socket (echo's splice needs it): %v", err)
 	}
 	open[0].Close()
 	open[0].Close() // counted once
