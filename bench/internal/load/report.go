@@ -247,13 +247,25 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "\nconnections at once, 64-byte ping-pong on each (medians of %d rounds):\n", r.Rounds)
 		tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.AlignRight|tabwriter.Debug)
 		fmt.Fprintln(tw, "connections\ttarget\tround trips/s\tp99 µs\tCPU µs/round trip\thost CPU µs\tserver RSS MiB\tKiB/connection\thost RSS MiB\t")
+		// KiB per connection is the growth from the target's smallest
+		// row: a server measured before each step is not idle any more
+		// (the runtime keeps what the previous steps and rounds grew to).
+		base := map[string]ConnsScale{}
 		for _, c := range r.ConnsScale {
-			per := float64(c.ServerKiB-c.IdleServerKiB) / float64(c.Conns)
+			if b, ok := base[c.Target]; !ok || c.Conns < b.Conns {
+				base[c.Target] = c
+			}
+		}
+		for _, c := range r.ConnsScale {
+			per := "-"
+			if b := base[c.Target]; c.Conns > b.Conns {
+				per = fmt.Sprintf("%.1f", float64(c.ServerKiB-b.ServerKiB)/float64(c.Conns-b.Conns))
+			}
 			host := "-"
 			if c.HostKiB > 0 {
 				host = fmt.Sprintf("%.1f", kib(c.HostKiB))
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t\n",
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t\n",
 				c.Conns, c.Target, c.ReqS, c.P99Us, c.CPUUs, c.HostCPUUs, kib(c.ServerKiB), per, host)
 		}
 		if err := tw.Flush(); err != nil {
