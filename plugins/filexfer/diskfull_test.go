@@ -5,7 +5,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sockplay/sockplay/internal/testfs"
 	"github.com/sockplay/sockplay/sdk"
 )
 
@@ -215,50 +215,6 @@ func TestClientGetLocalDiskFull(t *testing.T) {
 	mustNotExist(t, dst+".part")
 }
 
-// mountTmpfs mounts a tmpfs of size bytes under a temporary directory and
-// unmounts it when the test ends. It needs root (CAP_SYS_ADMIN); elsewhere the
-// test is skipped, and TestUploadWriteError covers the same logic with an
-// injected error.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root; TestUploadWriteError covers the same logic with injected errors")
-	}
-	dir := filepath.Join(t.TempDir(), "small")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v); TestUploadWriteError covers the same logic with injected errors", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fill writes to name until the file system is full.
-func fill(t *testing.T, name string) {
-	t.Helper()
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for i := 0; i < 1<<14; i++ {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			return
-		}
-	}
-	t.Fatal("the file system never filled up")
-}
-
 // TestDiskFullTmpfs runs uploads and a download on a real 2 MiB tmpfs: an
 // upload that cannot fit is refused before any data moves; one that runs the
 // disk full while it is sent is answered ERR quota with the connection in
@@ -266,7 +222,7 @@ func fill(t *testing.T, name string) {
 // a download onto the full disk says so.
 func TestDiskFullTmpfs(t *testing.T) {
 	noLeaks(t)
-	small := mountTmpfs(t, 2<<20)
+	small := testfs.Tmpfs(t, 2<<20, "TestUploadWriteError covers the same logic with injected errors")
 	root := filepath.Join(small, "root")
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)
@@ -278,7 +234,7 @@ func TestDiskFullTmpfs(t *testing.T) {
 		received: func(string, int64) {
 			select {
 			case <-fillNow:
-				once.Do(func() { fill(t, filler) })
+				once.Do(func() { testfs.Fill(t, filler, 64<<20) })
 			default:
 			}
 		},

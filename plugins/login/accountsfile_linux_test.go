@@ -1,30 +1,19 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/sockplay/sockplay/internal/testfs"
 )
 
 // TestDiskFull runs each writing tool on a real full file system: a 256 KiB
 // tmpfs mounted under the test's temporary directory and filled up (root
 // only). Then, with space freed, the same commands succeed.
 func TestDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k,mode=0700"); err != nil {
-		t.Skipf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
+	dir := testfs.Tmpfs(t, 256<<10, "")
 	path, before := setUpAccounts(t, dir)
 	// The lock file exists before the disk fills, as it does after any
 	// earlier write: creating it is not the step under test here.
@@ -32,22 +21,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block := make([]byte, 4096)
-	full := false
-	for range 1024 { // 4 MiB at most, far more than the tmpfs holds
-		if _, err := f.Write(block); err != nil {
-			full = errors.Is(err, syscall.ENOSPC)
-			break
-		}
-	}
-	f.Close()
-	if !full {
-		t.Fatal("the tmpfs did not fill up")
-	}
+	testfs.Fill(t, filler, 4<<20)
 	for _, tool := range toolWrites(dir, path) {
 		t.Run(tool.name, func(t *testing.T) {
 			code, out, errs := runTool(t, tool.stdin, tool.args...)

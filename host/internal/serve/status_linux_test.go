@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sockplay/sockplay/internal/testfs"
 	"github.com/sockplay/sockplay/sdk/protocol/plog"
 )
 
@@ -19,38 +20,13 @@ import (
 // line however often the host retries, then one INFO line once a write works
 // again. The disk is a 64 KiB tmpfs inside the test's temp directory.
 func TestStatusFileDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0700"); err != nil {
-		t.Skipf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
+	dir := testfs.Tmpfs(t, 64<<10, "")
 	path := filepath.Join(dir, "status.json")
 	old := []byte(`{"host_pid": 1}` + "\n")
 	if err := writeFileAtomic(path, old); err != nil {
 		t.Fatal(err)
 	}
-	// Fill the rest of the disk.
-	filler, err := os.Create(filepath.Join(dir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunk := make([]byte, 4096)
-	for i := 0; i < 64; i++ { // 256 KiB at most: more than the disk holds
-		if _, err = filler.Write(chunk); err != nil {
-			break
-		}
-	}
-	filler.Close()
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("filling the tmpfs: %v, want ENOSPC", err)
-	}
+	testfs.Fill(t, filepath.Join(dir, "filler"), 1<<20)
 
 	var buf bytes.Buffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
@@ -80,7 +56,7 @@ func TestStatusFileDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf.Reset()
-	err = writeFileAtomic(path, big)
+	err := writeFileAtomic(path, big)
 	if err != nil {
 		t.Fatalf("write with room: %v", err)
 	}
