@@ -156,8 +156,11 @@ func byteSize(n uint64) string {
 
 // roundDuration prints d to the second (to the millisecond under 10 s).
 func roundDuration(d time.Duration) string {
-	if d < 10*time.Second {
+	switch {
+	case d < time.Second:
 		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
 }

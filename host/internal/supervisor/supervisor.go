@@ -409,7 +409,7 @@ func (s *Supervisor) restart(dead *Process) *Process {
 			return nil
 		}
 		d := s.nextBackoff()
-		s.log.Warn("restarting plugin", "attempt", attempt, "backoff", d)
+		s.log.Warn("restarting plugin", "attempt", attempt, "backoff", d.Round(100*time.Microsecond))
 		select {
 		case <-time.After(d):
 		case <-s.ctx.Done():
