@@ -96,6 +96,7 @@ finds it).`,
 	fs.StringVar(&cfg.PluginDir, "plugin-dir", "", "build into and serve from `DIR` when no host runs (default: the sockplay binary's own directory)")
 	fs.StringVar(&listenAddr, "listen", "", "serve the plugin on `HOST:PORT` when no host runs (default: the plugin's own address; port 0 picks a free one)")
 	fs.StringVar(&cfg.StatusFile, "status-file", config.DefaultStatusFile(), "use the host that writes `FILE` if it runs; else run one that does")
+	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "when no host runs, serve the admin endpoint (page, /metrics) of the one this command runs on `HOST:PORT` (loopback only; port 0 picks a free one); off disables it")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "give a replaced process's open connections, and on Ctrl-C every connection, up to `D` to finish")
 	fs.StringVar(&sdk, "sdk", "", "build a Python plugin with the SDK of the sockplay checkout in `DIR` (default: found as 'sockplay new' finds it)")
 	fs.StringVar(&level, "log-level", "info", "the host's log `LEVEL`: trace, debug, info, warn or error")
