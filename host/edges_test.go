@@ -257,6 +257,10 @@ func TestSigtermWithFrozenPlugin(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+			// kill(2) returns before every thread has stopped: one still
+			// running could answer the drain (it did, with make run
+			// serving alongside).
+			waitStopped(t, pid)
 		}},
 		{"deadlocked", "deadlock", func(t *testing.T, h *e2e.Host) {
 			c := dial(t, h.Addr("deadlock"))
