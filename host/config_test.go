@@ -69,3 +69,37 @@ plugin "chat" {
 		t.Fatalf("--check without --config: exit %d, %q", code, stderr)
 	}
 }
+
+// The README's config file example (section "A config file") checks as it
+// stands, with a UDP plugin served too: the "*" block's max_conns is for
+// the TCP plugins.
+func TestReadmeConfigExample(t *testing.T) {
+	root, err := e2e.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	i := strings.Index(s, "### A config file")
+	if i < 0 {
+		t.Fatal(`README.md has no "### A config file"`)
+	}
+	start := strings.Index(s[i:], "```hcl\n")
+	if start < 0 {
+		t.Fatal("README.md's config file section has no hcl block")
+	}
+	block := s[i+start+len("```hcl\n"):]
+	block = block[:strings.Index(block, "```")]
+	file := filepath.Join(t.TempDir(), "sockplay.hcl")
+	if err := os.WriteFile(file, []byte(block), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := e2e.PluginDir(t, "echo", "chat", "udpecho")
+	out, stderr, code := e2e.Run(t, "serve", "--plugin-dir", dir, "--config", file, "--check")
+	if code != 0 || out != file+": ok\n" || stderr != "" {
+		t.Fatalf("the README's config file: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}

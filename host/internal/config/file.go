@@ -275,7 +275,11 @@ func (f *File) Apply(c *Config, log *Logging, changed func(flag string) bool) er
 	num("trace_bytes", b.TraceBytes, &c.TraceBytes)
 	flag("log_conns", b.LogConns, &c.LogConns)
 	str("status_file", b.StatusFile, &c.StatusFile)
-	if err := c.Validate(); err != nil {
+	v := *c
+	if v.PluginDir == "" {
+		v.PluginDir = "." // the command line puts its default in after the file
+	}
+	if err := v.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", f.Path, err)
 	}
 

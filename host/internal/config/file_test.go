@@ -49,11 +49,16 @@ plugin "chat" { proxy_protocol = ["127.0.0.2"] }
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No plugin_dir in the file and none on the command line: the command
+	// line's default comes after the file, so the file alone is fine.
 	c := config.Default()
-	c.PluginDir = "/x"
+	c.PluginDir = ""
 	log := config.Logging{Level: "info", Format: "text", Time: true}
 	if err := f.Apply(&c, &log, func(string) bool { return false }); err != nil {
 		t.Fatal(err)
+	}
+	if c.PluginDir != "" {
+		t.Fatalf("plugin dir %q, want it left to the command line", c.PluginDir)
 	}
 	if c.Admin != "127.0.0.1:12380" || c.Listen["echo"] != "127.0.0.1:12348" || c.Set["echo"]["linger"] != "10ms" ||
 		c.DrainTimeout != 3*time.Second || log.Level != "debug" || c.Handoff != "listener" || !c.Standby ||
@@ -61,11 +66,11 @@ plugin "chat" { proxy_protocol = ["127.0.0.2"] }
 		strings.Join(c.Enable, ",") != "echo,chat" {
 		t.Fatalf("applied: %+v, log %+v", c, log)
 	}
-	echo := c.RulesFor("echo")
+	echo := c.RulesFor("echo", false)
 	if echo.GetMaxPerSource() != 2 || echo.GetMaxConns() != 50 || echo.GetRateBurst() != 4 || echo.GetDeny()[0] != "127.0.0.3/32" {
 		t.Fatalf("echo's rules: %v", echo)
 	}
-	if chat := c.RulesFor("chat"); len(chat.GetProxyProtocol()) != 1 || chat.GetMaxConns() != 50 {
+	if chat := c.RulesFor("chat", false); len(chat.GetProxyProtocol()) != 1 || chat.GetMaxConns() != 50 {
 		t.Fatalf("chat's rules: %v", chat)
 	}
 }
@@ -90,7 +95,7 @@ func TestFlagsOverrideFile(t *testing.T) {
 	if err := f.Apply(&c, &config.Logging{}, changed); err != nil {
 		t.Fatal(err)
 	}
-	r := c.RulesFor("echo")
+	r := c.RulesFor("echo", false)
 	if c.DrainTimeout != time.Minute || c.Backlog != 10 || c.Listen["echo"] != "127.0.0.1:0" || c.Set["echo"]["linger"] != "1s" ||
 		r.GetMaxPerSource() != 9 || len(r.GetAllow()) != 1 {
 		t.Fatalf("after flags: %+v, rules %v", c, r)

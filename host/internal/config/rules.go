@@ -158,9 +158,17 @@ func ParseCount(s string) (uint32, error) {
 }
 
 // RulesFor returns the rules of plugin name: its own, over those for every
-// plugin ("*"); nil for none.
-func (c *Config) RulesFor(name string) *protocol.Rules {
-	r := rules.Merge(c.Rules[AllPlugins], c.Rules[name])
+// plugin ("*"); nil for none. For a UDP plugin (udp), the rules for every
+// plugin bring only what applies to datagrams (allow, deny and
+// rate-per-source): their connection limits and PROXY protocol are for the
+// TCP plugins, where "*" means every plugin they make sense for. A UDP
+// plugin's own connection limits stay, and are an error where checked.
+func (c *Config) RulesFor(name string, udp bool) *protocol.Rules {
+	all := c.Rules[AllPlugins]
+	if udp && all != nil {
+		all = &protocol.Rules{Allow: all.Allow, Deny: all.Deny, RatePerSource: all.RatePerSource, RateBurst: all.RateBurst}
+	}
+	r := rules.Merge(all, c.Rules[name])
 	if r != nil && proto0(r) {
 		return nil
 	}

@@ -67,14 +67,25 @@ func TestRulesFor(t *testing.T) {
 		"*":    {Allow: []string{"127.0.0.0/8"}, MaxPerSource: 2},
 		"echo": {MaxPerSource: 5},
 	}
-	if got := cfg.RulesFor("echo"); got.GetMaxPerSource() != 5 || len(got.GetAllow()) != 1 {
+	if got := cfg.RulesFor("echo", false); got.GetMaxPerSource() != 5 || len(got.GetAllow()) != 1 {
 		t.Fatalf("echo: %v", got)
 	}
-	if got := cfg.RulesFor("chat"); got.GetMaxPerSource() != 2 {
+	if got := cfg.RulesFor("chat", false); got.GetMaxPerSource() != 2 {
 		t.Fatalf("chat: %v", got)
 	}
+	// A UDP plugin takes from "*" what applies to datagrams only; its own
+	// connection limit stays (and is refused where it is placed).
+	cfg.Rules["*"].MaxConns, cfg.Rules["*"].ProxyProtocol, cfg.Rules["*"].RatePerSource = 9, []string{"127.0.0.2"}, 10
+	if got := cfg.RulesFor("udpecho", true); got.GetMaxPerSource() != 0 || got.GetMaxConns() != 0 ||
+		len(got.GetProxyProtocol()) != 0 || len(got.GetAllow()) != 1 || got.GetRatePerSource() != 10 {
+		t.Fatalf("udpecho: %v", got)
+	}
+	cfg.Rules["udpecho"] = &protocol.Rules{MaxConns: 3}
+	if got := cfg.RulesFor("udpecho", true); got.GetMaxConns() != 3 {
+		t.Fatalf("udpecho's own max-conns: %v", got)
+	}
 	cfg.Rules = nil
-	if got := cfg.RulesFor("chat"); got != nil {
+	if got := cfg.RulesFor("chat", false); got != nil {
 		t.Fatalf("no rules: %v", got)
 	}
 }

@@ -83,7 +83,7 @@ func (h *Host) Reload(ctx context.Context) error {
 	names := slices.Sorted(maps.Keys(h.reloads.plugins))
 	for _, name := range names {
 		p := h.reloads.plugins[name]
-		r, err := rules.Compile(cfg.RulesFor(name))
+		r, err := rules.Compile(cfg.RulesFor(name, isUDP(p.desc)))
 		if err != nil {
 			return fmt.Errorf("keeping the running configuration: %s: %w", originOf(cfg, name), err)
 		}

@@ -38,7 +38,7 @@ type placement struct {
 func place(name string, d *protocol.Description, listenerAsked bool, r *rules.Rules) (placement, error) {
 	hasRules := protocol.HasFeature(d, protocol.FeatureRules)
 	canListen := listenerAsked && protocol.HasFeature(d, protocol.FeatureListener)
-	if d.GetTransport() == protocol.Transport_TRANSPORT_UDP {
+	if isUDP(d) {
 		switch {
 		case r.IsZero():
 			return placement{}, nil
@@ -49,7 +49,7 @@ func place(name string, d *protocol.Description, listenerAsked bool, r *rules.Ru
 		case r.ProxyProtocol():
 			return placement{}, fmt.Errorf("proxy-protocol for %s: the PROXY protocol is read on TCP connections only, and %s is a UDP plugin", name, name)
 		case !hasRules:
-			return placement{}, fmt.Errorf("rules for %s: only the plugin sees its datagrams, and %s %s does not enforce rules (it lacks feature %q), so they cannot be enforced", name, name, d.GetVersion(), protocol.FeatureRules)
+			return placement{}, fmt.Errorf("rules for %s: only the plugin sees its datagrams, and %s %s does not enforce rules (it lacks feature %q), so they cannot be enforced: leave it out (--enable) or give it no rules", name, name, d.GetVersion(), protocol.FeatureRules)
 		}
 		return placement{plugin: r.Proto()}, nil
 	}
@@ -65,6 +65,10 @@ func place(name string, d *protocol.Description, listenerAsked bool, r *rules.Ru
 		return placement{plugin: r.Proto(), listener: true}, nil
 	}
 	return placement{host: r, fellBack: canListen}, nil
+}
+
+func isUDP(d *protocol.Description) bool {
+	return d.GetTransport() == protocol.Transport_TRANSPORT_UDP
 }
 
 // checkRuleNames refuses rules for a plugin that is not enabled, naming

@@ -245,10 +245,6 @@ func Check(cfg config.Config) error {
 	}
 	defer os.RemoveAll(runDir)
 	for _, e := range enabled {
-		r, err := rules.Compile(cfg.RulesFor(e.Name))
-		if err != nil {
-			return fmt.Errorf("%s: %w", originOf(cfg, e.Name), err)
-		}
 		// Ask the plugin what it is, as `sockplay plugins` does, to check
 		// its options and where its rules can be enforced.
 		proc, desc, err := supervisor.Probe(context.Background(), supervisor.LaunchConfig{
@@ -256,6 +252,11 @@ func Check(cfg config.Config) error {
 		})
 		if err != nil {
 			return fmt.Errorf("plugin %s: %w", e.Name, err)
+		}
+		r, err := rules.Compile(cfg.RulesFor(e.Name, isUDP(desc)))
+		if err != nil {
+			proc.Stop()
+			return fmt.Errorf("%s: %w", originOf(cfg, e.Name), err)
 		}
 		err = checkOptions(cfg, e.Name, desc, cfg.Set[e.Name])
 		if err == nil {
@@ -352,7 +353,7 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 	if a, set := h.cfg.Listen[e.Name]; set {
 		addr = a
 	}
-	compiled, err := rules.Compile(h.cfg.RulesFor(e.Name))
+	compiled, err := rules.Compile(h.cfg.RulesFor(e.Name, isUDP(desc)))
 	if err != nil {
 		return nil, "", fmt.Errorf("rules: %w", err)
 	}
