@@ -1,4 +1,5 @@
-// Command sockplay-upper is the example plugin of the README: it answers each
+// Command sockplay-upper is a small example plugin (the README's, `sockplay
+// new shout`, is the same shape, written for you): it answers each
 // line with the line in upper case. Build it into the plugin directory and the
 // host finds it:
 //

@@ -108,7 +108,9 @@ func (e *BuildError) Unwrap() error { return e.Err }
 // packages (see sdk/python/build_plugin.py).
 const python = "/usr/bin/python3"
 
-var versionRE = regexp.MustCompile(`^sockplay-([a-z][a-z0-9-]{0,31}) (\S+) `)
+// versionRE finds the line that names the plugin in what --version prints;
+// the plugin may print other lines first (a fmt.Println before sdk.Main).
+var versionRE = regexp.MustCompile(`(?m)^sockplay-([a-z][a-z0-9-]{0,31}) (\S+) `)
 
 // Build builds the plugin into a temporary file in the plugin directory,
 // asks the result its name (sockplay-NAME --version), and renames it to
@@ -139,8 +141,11 @@ func (b *Builder) Build(ctx context.Context) (Built, error) {
 	}
 	msg, err := runIn(ctx, b.Src.Dir, out, "--version")
 	m := versionRE.FindStringSubmatch(msg)
-	if err != nil || m == nil {
+	switch {
+	case err != nil:
 		return Built{}, &BuildError{Output: msg, Err: fmt.Errorf("the built plugin does not start (sockplay-NAME --version: %v)", err)}
+	case m == nil:
+		return Built{}, &BuildError{Output: msg, Err: errors.New("the built plugin's --version printed no line 'sockplay-NAME VERSION ...': is it a sockplay plugin (sdk.Main)?")}
 	}
 	bd := Built{Name: m[1], Version: m[2], Path: filepath.Join(b.PluginDir, "sockplay-"+m[1])}
 	if bd.SHA256, err = fileSHA256(out); err != nil {

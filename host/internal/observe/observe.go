@@ -499,15 +499,17 @@ func (o *Observer) batch(name string, pid int, b *protocol.EventBatch) {
 	o.logConns(logs)
 }
 
-// logConns writes one line per closed or refused connection, as xinetd's
-// log_on_success (HOST, DURATION) and log_on_failure (HOST) do.
+// logConns writes one line per closed connection, as xinetd's
+// log_on_success (HOST, DURATION) and log_on_failure (HOST) do. A refused
+// client is not logged here: where it is refused (the host's listener or the
+// SDK) logs it already, at most once per source per second, so that a flood
+// of refusals is not a flood of lines, and twice would say it twice.
 func (o *Observer) logConns(evs []Event) {
 	for _, e := range evs {
-		l := o.log.Named(e.Plugin)
 		if e.Kind == KindRefused {
-			l.Info("connection refused", "peer", e.Peer, "reason", e.Reason)
 			continue
 		}
+		l := o.log.Named(e.Plugin)
 		l.Info("connection closed", "conn", e.Conn, "peer", e.Peer,
 			"duration", time.Duration(e.Duration*float64(time.Second)).Round(time.Microsecond).String(),
 			"bytes_in", e.BytesIn, "bytes_out", e.BytesOut, "reason", e.Reason)

@@ -198,7 +198,7 @@ func (p *Process) startError(err error) error {
 		if tail := p.stderr.LastLine(); hs == "" && tail != "" {
 			return fmt.Errorf("exited before its handshake: %s", tail)
 		}
-		return fmt.Errorf("not a sockplay plugin: it printed %q on stdout, where its go-plugin handshake line belongs (a plugin must not write to stdout before sdk.Main serves; log to stderr)", hs)
+		return fmt.Errorf("not a sockplay plugin: it printed %q on stdout, where its go-plugin handshake line belongs (is it built with sdk.Main? The SDK keeps what a plugin prints off that line; a program without it must print nothing before its handshake)", hs)
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
 		return fmt.Errorf("binary changed while it was being started (SHA-256 mismatch)")
 	}
