@@ -477,6 +477,34 @@ func TestTraceCommand(t *testing.T) {
 			!strings.Contains(lines[2], " out, 8 bytes at 0") || lines[1] != want[0] || lines[3] != want[1] || strings.Contains(got, "\x1b") {
 			t.Errorf("trace (hex %v):\n%s", hex, got)
 		}
+		if strings.Contains(errOut.String(), "not in trace mode") {
+			t.Errorf("trace of a traced plugin warns: %s", errOut.String())
+		}
 	}
+
+	// A plugin that is not in trace mode: trace says nothing will come.
+	status2 := filepath.Join(t.TempDir(), "s.json")
+	h2 := e2e.Start(t, e2e.Config{Enable: []string{"echo"}, Args: []string{"--status-file", status2}})
+	var errOut e2e.Buffer
+	cmd := exec.Command(filepath.Join(e2e.Bin(t), "sockplay"), "trace", "echo", "--status-file", status2)
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(errOut.String(), "sockplay trace: echo is not in trace mode: nothing will come (start the host with --trace echo)") {
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	<-done
+	if !strings.Contains(errOut.String(), "echo is not in trace mode") {
+		t.Errorf("trace of a plugin not in trace mode: %q", errOut.String())
+	}
+	h2.Stop(15 * time.Second)
 	h.Stop(15 * time.Second)
 }

@@ -343,12 +343,19 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, name string) {
 }
 
 // traceStream is `sockplay trace`'s feed: the trace records from now on,
-// as they come. A "hello" event says that the stream is open.
+// as they come. A "hello" event says that the stream is open, and which
+// plugins are in trace mode ("traced").
 func (s *Server) traceStream(w http.ResponseWriter, r *http.Request, name string) {
 	o := s.cfg.Observer
 	out := newSSE(w)
 	_, seq := o.Traces().Since(0, 1)
-	if out.send("hello", 0, map[string]any{"plugin": name, "plugins": o.Names()}) != nil || out.flush() != nil {
+	traced := []string{}
+	for _, n := range o.Names() {
+		if o.Stats(n).Trace {
+			traced = append(traced, n)
+		}
+	}
+	if out.send("hello", 0, map[string]any{"plugin": name, "plugins": o.Names(), "traced": traced}) != nil || out.flush() != nil {
 		return
 	}
 	ctx := r.Context()

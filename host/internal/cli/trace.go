@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -136,6 +137,17 @@ func followTrace(ctx context.Context, s Streams, base, token, name string, hexDu
 				what = name
 			}
 			fmt.Fprintf(s.Err, "sockplay trace: following %s at %s\n", what, base)
+			var hello struct {
+				Traced *[]string `json:"traced"` // nil from a host that does not say
+			}
+			if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &hello) == nil && hello.Traced != nil {
+				switch {
+				case name == "" && len(*hello.Traced) == 0:
+					fmt.Fprintf(s.Err, "sockplay trace: no plugin is in trace mode: nothing will come (start the host with --trace NAME)\n")
+				case name != "" && !slices.Contains(*hello.Traced, name):
+					fmt.Fprintf(s.Err, "sockplay trace: %s is not in trace mode: nothing will come (start the host with --trace %s)\n", name, name)
+				}
+			}
 		case strings.HasPrefix(line, "data: ") && kind == "trace":
 			var t observe.Trace
 			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &t); err != nil {
