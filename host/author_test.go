@@ -451,7 +451,7 @@ func TestReload(t *testing.T) {
 	}
 	out, stderr, code = reload("echo")
 	want := fmt.Sprintf("echo: failed: exited before its handshake: echo: cannot open my settings file (pid %d serves on)\n", afterHup.Pid)
-	if code != 1 || out != want || stderr != "sockplay: reload failed for echo (see above); their old processes serve on\n" {
+	if code != 1 || out != want || stderr != "sockplay: reload failed for echo (see above); what served before serves on\n" {
 		t.Fatalf("reload of a broken binary: exit %d\nstdout %q\nwant   %q\nstderr %q", code, out, want, stderr)
 	}
 	h.WaitLog("replace failed; the old process serves on", 10*time.Second)

@@ -264,6 +264,24 @@ func TestCrashLoopMarksFailed(t *testing.T) {
 		t.Errorf("dial the failed echo: %v, want connection refused", err)
 	}
 	t.Logf("status:\n%s", out)
+
+	// A reload of every plugin leaves a failed one failed; one that names it
+	// starts it again, on the address it had.
+	stdout, stderr, code := e2e.Run(t, "reload", "--status-file", status)
+	if code != 1 || !strings.Contains(stdout, "echo: failed: plugin echo is failed") || !strings.Contains(stdout, "'sockplay reload echo' starts it again") {
+		t.Fatalf("reload of every plugin: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = e2e.Run(t, "reload", "echo", "--status-file", status)
+	if code != 0 || !strings.HasPrefix(stdout, "echo: started: pid ") || !strings.Contains(stdout, " on "+h.Addr("echo")+"\n") {
+		t.Fatalf("reload echo: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if a := echoOnce(h.Addr("echo")); a.err != nil {
+		t.Fatalf("echo after the reload: %v", a.err)
+	}
+	if row := statusRow(statusOutput(t, status), "echo"); len(row) < 5 || row[4] != "running" {
+		t.Fatalf("echo after the reload: %v", row)
+	}
+	h.WaitLog("sockplay.echo: failed plugin started again by a reload", 5*time.Second)
 	h.Stop(15 * time.Second)
 }
 

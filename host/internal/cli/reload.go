@@ -30,7 +30,8 @@ own message, and the old process serves on.
 
 With NAMEs, each named plugin is replaced whether its binary changed or not
 (a graceful restart); a named plugin the host does not serve yet but finds
-in its --plugin-dir is started. Without, it does what SIGHUP to the host
+in its --plugin-dir is started, and a named plugin that crash-looped into
+the failed state is started again on its address. Without, it does what SIGHUP to the host
 does: a host started with --config reads the file again and applies changed
 rules at once and changed options by replacing those plugins (a file it
 cannot apply changes nothing, and is this command's error); then every
@@ -124,7 +125,7 @@ func reloadFailed(results []serve.ReloadResult) error {
 	if len(failed) == 0 {
 		return nil
 	}
-	return fmt.Errorf("reload failed for %s (see above); their old processes serve on", strings.Join(failed, ", "))
+	return fmt.Errorf("reload failed for %s (see above); what served before serves on", strings.Join(failed, ", "))
 }
 
 // short abbreviates a SHA-256 as git does a commit's.

@@ -127,15 +127,41 @@ func (h *Host) ReplacePlugins(ctx context.Context, req ReloadRequest) ([]ReloadR
 	var wg sync.WaitGroup
 	for i, j := range jobs {
 		wg.Go(func() {
-			if j.sup == nil {
-				results[i] = h.startLate(ctx, j.entry)
-			} else {
+			switch {
+			case j.sup == nil:
+				results[i] = h.startLate(ctx, j.entry, nil)
+			case j.force && j.sup.Status().State == supervisor.Failed:
+				results[i] = h.revive(ctx, j.sup)
+			default:
 				results[i] = h.replace(ctx, j.sup, j.force)
 			}
 		})
 	}
 	wg.Wait()
 	return results, nil
+}
+
+// revive starts a plugin that the crash loop marked failed again, from its
+// binary as it is now, on the address it had (its listener closed when it
+// failed, so its clients were refused meanwhile). Only a reload that names
+// the plugin does this (sockplay reload NAME), not SIGHUP nor a reload of
+// every plugin: the operator says the plugin is fixed. A socket systemd
+// passed closed with it, so such a plugin needs the host restarted.
+func (h *Host) revive(ctx context.Context, s *supervisor.Supervisor) ReloadResult {
+	st := s.Status()
+	r := ReloadResult{Plugin: st.Name, OldVersion: st.Version, OldSHA256: s.Entry().Hex()}
+	if h.cfg.Sockets[st.Name] != nil {
+		r.Outcome, r.Error = Failed, "its socket came from systemd and closed when it failed: restart the service"
+		return r
+	}
+	e, err := catalog.Reread(s.Entry())
+	if err != nil {
+		r.Outcome, r.Error = Failed, err.Error()
+		return r
+	}
+	res := h.startLate(ctx, e, s)
+	res.OldVersion, res.OldSHA256 = r.OldVersion, r.OldSHA256
+	return res
 }
 
 // replace replaces one plugin's process by its binary as it is now, if it
@@ -150,7 +176,7 @@ func (h *Host) replace(ctx context.Context, s *supervisor.Supervisor, force bool
 		r.Outcome, r.Error = Failed, err.Error()
 		return r
 	}
-	if !force && bytes.Equal(e.SHA256, cur.SHA256) {
+	if !force && st.State != supervisor.Failed && bytes.Equal(e.SHA256, cur.SHA256) { // a failed one says why it stays failed
 		r.Outcome = Unchanged
 		return r
 	}
@@ -164,10 +190,16 @@ func (h *Host) replace(ctx context.Context, s *supervisor.Supervisor, force bool
 	return r
 }
 
-// startLate starts a plugin the host did not serve, as Start does.
-func (h *Host) startLate(ctx context.Context, e catalog.Entry) ReloadResult {
+// startLate starts a plugin the host did not serve, as Start does; or, with
+// failed set, starts again the plugin whose supervisor that is, on the
+// address it had, and puts the new supervisor in its place.
+func (h *Host) startLate(ctx context.Context, e catalog.Entry, failed *supervisor.Supervisor) ReloadResult {
 	r := ReloadResult{Plugin: e.Name, NewSHA256: e.Hex()}
-	sup, _, err := h.startPlugin(ctx, e)
+	addr := ""
+	if failed != nil {
+		addr = failed.Status().Addr
+	}
+	sup, _, err := h.startPlugin(ctx, e, addr)
 	if err != nil {
 		h.log.Named(e.Name).Error("reload: plugin did not start", "error", err)
 		r.Outcome, r.Error = Failed, err.Error()
@@ -180,12 +212,20 @@ func (h *Host) startLate(ctx context.Context, e catalog.Entry) ReloadResult {
 		r.Outcome, r.Error = Failed, errStopping.Error()
 		return r
 	}
-	h.sups = append(h.sups, sup)
+	if i := slices.Index(h.sups, failed); failed != nil && i >= 0 {
+		h.sups[i] = sup
+	} else {
+		h.sups = append(h.sups, sup)
+	}
 	h.mu.Unlock()
 	go sup.Run()
 	st := sup.Status()
 	h.writeStatus(false)
-	h.log.Named(e.Name).Info("plugin started by a reload", "pid", st.Pid, "version", st.Version, "addr", st.Addr, "sha256", st.SHA256)
+	msg := "plugin started by a reload"
+	if failed != nil {
+		msg = "failed plugin started again by a reload"
+	}
+	h.log.Named(e.Name).Info(msg, "pid", st.Pid, "version", st.Version, "addr", st.Addr, "sha256", st.SHA256)
 	r.Outcome, r.NewPid, r.NewVersion, r.Addr = Started, st.Pid, st.Version, st.Addr
 	return r
 }

@@ -185,7 +185,7 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 	var wg sync.WaitGroup
 	for i, e := range enabled {
 		wg.Go(func() {
-			sup, line, err := h.startPlugin(ctx, e)
+			sup, line, err := h.startPlugin(ctx, e, "")
 			results[i] = started{sup, line, err}
 		})
 	}
@@ -328,7 +328,9 @@ func selectPlugins(cfg config.Config, entries []catalog.Entry) ([]catalog.Entry,
 	return enabled, nil
 }
 
-func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Supervisor, string, error) {
+// startPlugin starts plugin e, configured as the host's configuration says,
+// on addr when it is not "" (a revived plugin's old address).
+func (h *Host) startPlugin(ctx context.Context, e catalog.Entry, addrOverride string) (*supervisor.Supervisor, string, error) {
 	plog := h.log.Named(e.Name)
 	lc := supervisor.LaunchConfig{
 		Entry: e, RunDir: h.runDir, LogLevel: h.log.GetLevel(), Logger: plog, StartTimeout: h.cfg.StartTimeout,
@@ -352,6 +354,9 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry) (*supervisor.Su
 	addr := desc.GetDefaultAddr()
 	if a, set := h.cfg.Listen[e.Name]; set {
 		addr = a
+	}
+	if addrOverride != "" {
+		addr = addrOverride
 	}
 	compiled, err := rules.Compile(h.cfg.RulesFor(e.Name, isUDP(desc)))
 	if err != nil {

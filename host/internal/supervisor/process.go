@@ -195,8 +195,11 @@ func (p *Process) startError(err error) error {
 		return fmt.Errorf("speaks another protocol version: %s (this host speaks version %d)", firstLine(err.Error()), protocol.Version)
 	case strings.Contains(msg, "Unrecognized remote plugin message"):
 		hs := handshakeLine(msg)
-		if tail := p.stderr.LastLine(); hs == "" && tail != "" {
-			return fmt.Errorf("exited before its handshake: %s", tail)
+		if hs == "" {
+			if tail := p.stderr.LastLine(); tail != "" {
+				return fmt.Errorf("exited before its handshake: %s", tail)
+			}
+			return errors.New("exited before its handshake, saying nothing")
 		}
 		return fmt.Errorf("not a sockplay plugin: it printed %q on stdout, where its go-plugin handshake line belongs (is it built with sdk.Main? The SDK keeps what a plugin prints off that line; a program without it must print nothing before its handshake)", hs)
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):

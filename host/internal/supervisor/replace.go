@@ -117,7 +117,7 @@ func (s *Supervisor) notServing() error {
 	st := s.Status()
 	switch st.State {
 	case Failed:
-		return fmt.Errorf("plugin %s is failed (%s) and its listener closed: restart the host to serve it again", st.Name, st.Error)
+		return fmt.Errorf("plugin %s is failed (%s) and its listener closed: once it is fixed, 'sockplay reload %s' starts it again", st.Name, st.Error, st.Name)
 	case Stopped:
 		return fmt.Errorf("plugin %s is stopped", st.Name)
 	}
