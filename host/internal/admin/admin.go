@@ -318,12 +318,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, name string) {
 		}
 		trs, last := o.Traces().Since(trSeq, 0)
 		trSeq = last
-		for _, t := range trs {
-			if name == "" || t.Plugin == name {
-				if out.send("trace", t.Seq, t) != nil {
-					return
-				}
-			}
+		if sendTraces(out, trs, name) != nil {
+			return
 		}
 		if out.flush() != nil {
 			return
@@ -342,6 +338,19 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, name string) {
 	}
 }
 
+// sendTraces sends the trace records of plugin name ("" for every plugin)
+// as "trace" events.
+func sendTraces(out *sse, trs []observe.Trace, name string) error {
+	for _, t := range trs {
+		if name == "" || t.Plugin == name {
+			if err := out.send("trace", t.Seq, t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // traceStream is `sockplay trace`'s feed: the trace records from now on,
 // as they come. A "hello" event says that the stream is open, and which
 // plugins are in trace mode ("traced").
@@ -349,13 +358,14 @@ func (s *Server) traceStream(w http.ResponseWriter, r *http.Request, name string
 	o := s.cfg.Observer
 	out := newSSE(w)
 	_, seq := o.Traces().Since(0, 1)
+	names := o.Names()
 	traced := []string{}
-	for _, n := range o.Names() {
+	for _, n := range names {
 		if o.Stats(n).Trace {
 			traced = append(traced, n)
 		}
 	}
-	if out.send("hello", 0, map[string]any{"plugin": name, "plugins": o.Names(), "traced": traced}) != nil || out.flush() != nil {
+	if out.send("hello", 0, map[string]any{"plugin": name, "plugins": names, "traced": traced}) != nil || out.flush() != nil {
 		return
 	}
 	ctx := r.Context()
@@ -363,12 +373,8 @@ func (s *Server) traceStream(w http.ResponseWriter, r *http.Request, name string
 		changed, _ := o.Changed()
 		trs, last := o.Traces().Since(seq, 0)
 		seq = last
-		for _, t := range trs {
-			if name == "" || t.Plugin == name {
-				if out.send("trace", t.Seq, t) != nil {
-					return
-				}
-			}
+		if sendTraces(out, trs, name) != nil {
+			return
 		}
 		if out.flush() != nil {
 			return
