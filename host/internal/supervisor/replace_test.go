@@ -489,17 +489,7 @@ func TestReplaceWithStandby(t *testing.T) {
 	s, _ := supervisedEntry(t, binaryCopy(t, "echo", dir, "echo", ""), ln, Config{Standby: true, DrainTimeout: 5 * time.Second})
 	waitStatus := func(what string, ok func(Status) bool) Status {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			st := s.Status()
-			if ok(st) {
-				return st
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %+v", what, st)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
+		return waitForStatus(t, s, what, 20*time.Second, ok)
 	}
 	oldSpare := waitStatus("a standby", func(st Status) bool { return st.StandbyPid != 0 }).StandbyPid
 	v2 := binaryCopy(t, "echo", dir, "echo", "v2")

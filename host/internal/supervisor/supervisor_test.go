@@ -188,17 +188,7 @@ func TestStandbyTakesOver(t *testing.T) {
 		CrashLimit: 5, CrashWindow: time.Minute, Standby: true})
 	waitStatus := func(what string, ok func(Status) bool) Status {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			st := s.Status()
-			if ok(st) {
-				return st
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %+v", what, st)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
+		return waitForStatus(t, s, what, 10*time.Second, ok)
 	}
 	st := waitStatus("a standby", func(st Status) bool { return st.StandbyPid != 0 })
 	first, spare := st.Pid, st.StandbyPid
@@ -216,5 +206,22 @@ func TestStandbyTakesOver(t *testing.T) {
 	s.Shutdown(time.Second)
 	if left := e2e.WaitGone([]int{first, spare, third}, 2*time.Second); len(left) > 0 {
 		t.Fatalf("processes left: %v", left)
+	}
+}
+
+// waitForStatus polls s until ok holds of its status, for at most timeout,
+// and returns that status; past it the test fails, naming what it waited for.
+func waitForStatus(t *testing.T, s *Supervisor, what string, timeout time.Duration, ok func(Status) bool) Status {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := s.Status()
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %+v", what, st)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
