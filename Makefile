@@ -31,8 +31,11 @@ ifneq ($(PYPLUGINS),)
 endif
 
 # Serve every bundled plugin on its default 127.0.0.1 address. Ctrl-C stops.
+# First installs what the Python plugins need, where it can (scripts/setup.sh
+# run); a plugin that cannot start is logged and the others serve.
 # The banner ends with the live page's address (--admin, 127.0.0.1:12380).
 run: build
+	@bash scripts/setup.sh run
 	@echo "make run: serving on 127.0.0.1; the host prints the live page's URL (sockplay: live page at ...)"
 	./$(BIN)/sockplay serve $(ARGS)
 

@@ -156,7 +156,8 @@ func TestBadStarts(t *testing.T) {
 		{"listen without port", []string{"--plugin-dir", echoDir, "--listen", "echo=127.0.0.1"}, []string{"--listen echo=127.0.0.1", "missing port"}},
 		{"listen for unknown plugin", []string{"--plugin-dir", echoDir, "--listen", "nosuch=127.0.0.1:0"}, []string{"--listen nosuch", "no plugin"}},
 		{"not a plugin", []string{"--plugin-dir", notPlugin, "--enable", "x"}, []string{"plugin x", "not a sockplay plugin", "I am just a script"}},
-		{"not a plugin among plugins", []string{"--plugin-dir", notPlugin, "--listen", "echo=127.0.0.1:0"}, []string{"plugin x", "not a sockplay plugin"}},
+		{"a named plugin fails", []string{"--plugin-dir", e2e.PluginDir(t, "echo", "crashy"), "--enable", "echo,crashy", "--listen", "echo=127.0.0.1:0"}, []string{"plugin crashy", "flux capacitor"}},
+		{"no plugin starts", []string{"--plugin-dir", e2e.PluginDir(t, "badversion", "crashy")}, []string{"no plugin started", "plugin badversion", "protocol version", "plugin crashy", "flux capacitor"}},
 		{"other protocol version", []string{"--plugin-dir", e2e.PluginDir(t, "badversion")}, []string{"plugin badversion", "protocol version", "Plugin version: 99", "this host speaks version 1"}},
 		{"plugin exits at start", []string{"--plugin-dir", e2e.PluginDir(t, "crashy")}, []string{"plugin crashy", "no configuration for the flux capacitor"}},
 		{"empty plugin dir", []string{"--plugin-dir", t.TempDir()}, []string{"no plugins in"}},
@@ -438,11 +439,11 @@ func TestJSONLog(t *testing.T) {
 	}
 }
 
-// allPluginsBusyEcho serves every bundled plugin on a free port but echo,
-// which is sent to busy: no default port is used, so the case holds while
-// `make run` serves.
+// allPluginsBusyEcho serves every bundled plugin, each named with
+// --enable, on a free port but echo, which is sent to busy: no default port
+// is used, so the case holds while `make run` serves.
 func allPluginsBusyEcho(t *testing.T, busy string) []string {
-	args := []string{"--plugin-dir", e2e.PluginDir(t, e2e.Bundled...)}
+	args := []string{"--plugin-dir", e2e.PluginDir(t, e2e.Bundled...), "--enable", strings.Join(e2e.Bundled, ",")}
 	for _, name := range e2e.Bundled {
 		addr := "127.0.0.1:0"
 		if name == "echo" {

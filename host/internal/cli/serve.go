@@ -59,9 +59,16 @@ metrics at /metrics, JSON at /api/status) and, for plugins named by
 --trace, the bytes themselves ('sockplay trace'). The admin endpoint
 serves loopback only unless --admin-token is set.
 
-A bad start (a port in use, an unknown plugin or option, a plugin that will
-not start) prints one line naming the cause and exits 1, leaving nothing
-running.`,
+Serving every plugin found is best effort, as systemd starts the units that
+can start when one fails and xinetd serves the services it can: a plugin
+that will not start (a missing module, a bad binary, its port in use) is
+logged in one line with the reason, shown as failed by 'sockplay status',
+the page and /metrics, and the others serve; 'sockplay reload NAME' starts
+it once fixed. A plugin named with --enable must start.
+
+A bad start (a port in use or a plugin that will not start, for a plugin
+named with --enable; an unknown plugin or option; no plugin that starts)
+prints one line naming the cause and exits 1, leaving nothing running.`,
 		Example: `  sockplay serve
   sockplay serve --enable echo,chat --listen echo=127.0.0.1:9000
   sockplay serve --set hello.greeting='hi there' --set filexfer.root=/srv/files

@@ -207,5 +207,8 @@ func (h *Host) states() []observe.PluginState {
 		out = append(out, observe.PluginState{Name: st.Name, Up: st.State == supervisor.Running && st.Pid > 0,
 			Restarts: st.Restarts, Started: st.Started, Refused: st.Refused})
 	}
+	for _, st := range h.unstarted.statuses() {
+		out = append(out, observe.PluginState{Name: st.Name})
+	}
 	return out
 }

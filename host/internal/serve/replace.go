@@ -202,6 +202,7 @@ func (h *Host) startLate(ctx context.Context, e catalog.Entry, failed *superviso
 	sup, _, err := h.startPlugin(ctx, e, addr)
 	if err != nil {
 		h.log.Named(e.Name).Error("reload: plugin did not start", "error", err)
+		h.unstarted.retried(e.Name, err)
 		r.Outcome, r.Error = Failed, err.Error()
 		return r
 	}
@@ -218,6 +219,7 @@ func (h *Host) startLate(ctx context.Context, e catalog.Entry, failed *superviso
 		h.sups = append(h.sups, sup)
 	}
 	h.mu.Unlock()
+	h.unstarted.done(e.Name)
 	go sup.Run()
 	st := sup.Status()
 	h.writeStatus(false)

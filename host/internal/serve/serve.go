@@ -21,6 +21,7 @@ import (
 	"github.com/sockplay/sockplay/host/internal/catalog"
 	"github.com/sockplay/sockplay/host/internal/config"
 	"github.com/sockplay/sockplay/host/internal/listen"
+	"github.com/sockplay/sockplay/host/internal/observe"
 	"github.com/sockplay/sockplay/host/internal/supervisor"
 	"github.com/sockplay/sockplay/sdk/protocol"
 	"github.com/sockplay/sockplay/sdk/protocol/plog"
@@ -49,6 +50,7 @@ type Host struct {
 	sups     []*supervisor.Supervisor
 	stopping bool
 
+	unstarted unstarted      // plugins found that did not start (unstarted.go)
 	replaceMu sync.Mutex     // one ReplacePlugins at a time (replace.go)
 	control   *controlServer // `sockplay reload` talks to it (control.go)
 }
@@ -190,20 +192,42 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 		})
 	}
 	wg.Wait()
+	// Serving every plugin found is best effort, as systemd starts the units
+	// that can start when one fails, and xinetd logs a service it cannot
+	// start and serves the rest: a plugin that does not start is logged,
+	// shown as failed, and the others serve. A plugin the user named
+	// (--enable, --listen, --set, a socket systemd passed) must start.
 	var firstErr error
+	var notStarted []error
 	for i, r := range results {
-		if r.err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("plugin %s: %w", enabled[i].Name, r.err)
+		e := enabled[i]
+		if r.err != nil {
+			err := fmt.Errorf("plugin %s: %w", e.Name, r.err)
+			if cfg.Named(e.Name) && firstErr == nil {
+				firstErr = err
+			}
+			notStarted = append(notStarted, err)
+			results[i].line = fmt.Sprintf("%s\t-\tnot started\t(see the log; sockplay reload %s once fixed)", e.Name, e.Name)
+			h.unstarted.add(e, r.err)
+			continue
 		}
-		if r.sup != nil {
-			h.mu.Lock()
-			h.sups = append(h.sups, r.sup)
-			h.mu.Unlock()
-			go r.sup.Run()
-		}
+		h.mu.Lock()
+		h.sups = append(h.sups, r.sup)
+		h.mu.Unlock()
+		go r.sup.Run()
+	}
+	if firstErr == nil && len(notStarted) == len(results) {
+		firstErr = notStartedError(notStarted)
 	}
 	if firstErr != nil {
 		return nil, firstErr
+	}
+	for i, r := range results {
+		if r.err != nil {
+			h.log.Named(enabled[i].Name).Error("plugin not started; the others serve", "error", r.err.Error(),
+				"then", "sockplay reload "+enabled[i].Name)
+			h.obs.o.Lifecycle(enabled[i].Name, observe.KindFailed, 0, "not started: "+r.err.Error())
+		}
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0) // names as long as pyfilexfer stay aligned
 	for _, r := range results {
@@ -219,8 +243,25 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 	n := len(h.supervisors())
 	h.startControl()
 	h.writeStatus(false)
+	if names := h.unstarted.names(); len(names) > 0 {
+		fmt.Fprintf(out, "%s %d %s (not started: %s); Ctrl-C stops\n", ReadyLine, n, plural(n, "plugin", "plugins"),
+			strings.Join(names, ", "))
+		return h, nil
+	}
 	fmt.Fprintf(out, "%s %d %s; Ctrl-C stops\n", ReadyLine, n, plural(n, "plugin", "plugins"))
 	return h, nil
+}
+
+// notStartedError is the one line of a start in which no plugin started.
+func notStartedError(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return fmt.Errorf("no plugin started: %s", strings.Join(msgs, "; "))
 }
 
 // Check is `sockplay serve --config FILE --check`: it checks cfg and that
@@ -490,6 +531,10 @@ func (h *Host) Status() []PluginStatus {
 		}
 		out[i].Refused = mergeCounts(st.Refused, out[i].Stats.Refused)
 	}
+	for _, st := range h.unstarted.statuses() { // no process, no counters
+		out = append(out, PluginStatus{Status: st, Refused: map[string]uint64{}})
+	}
+	slices.SortFunc(out, func(a, b PluginStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -39,6 +39,7 @@ type Process struct {
 	client  *plugin.Client
 	cmd     *exec.Cmd
 	kill    context.CancelFunc // kills the process group (cmd.Cancel)
+	killed  atomic.Bool        // Kill: go-plugin's logger is quiet
 	abandon atomic.Bool        // CloseHandoff: the process must exit by itself
 	log     hclog.Logger
 	hand    *handoff
@@ -138,7 +139,7 @@ func Launch(ctx context.Context, lc LaunchConfig) (*Process, error) {
 		SkipHostEnv:      true, // cmd.Env already holds it, once
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		TLSConfig:        tlsConf,
-		Logger:           goPluginLogger{lc.Logger},
+		Logger:           goPluginLogger{Logger: log, quiet: &p.killed},
 		Stderr:           p.stderr,
 		SyncStdout:       p.stdout,
 		SyncStderr:       p.stderr,
@@ -150,6 +151,8 @@ func Launch(ctx context.Context, lc LaunchConfig) (*Process, error) {
 	abandon := context.AfterFunc(ctx, kill)
 	err = p.connect()
 	abandon()
+	p.stderr.release(err == nil)
+	p.stdout.release(err == nil)
 	if err != nil {
 		p.Kill()
 		if ctx.Err() != nil {
@@ -335,6 +338,7 @@ func (p *Process) Stop() {
 // Kill ends the process and its group at once.
 func (p *Process) Kill() {
 	p.stopOnce.Do(func() {
+		p.killed.Store(true)
 		p.endLife()
 		p.killGroup()
 		if !waitDone(goDone(p.client.Kill), killWait) {

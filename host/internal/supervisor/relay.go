@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -23,19 +24,62 @@ type relay struct {
 	stream string // "stderr" or "stdout"
 
 	mu      sync.Mutex
-	partial []byte   // a line not yet ended
-	tail    []string // the last tailLines lines, JSON reduced to its message
-	panic   []string // a panic's lines, from its first
+	holding bool       // the process is starting: lines wait in held
+	held    []heldLine // at most maxHeld, logged by release(true)
+	partial []byte     // a line not yet ended
+	tail    []string   // the last tailLines lines, JSON reduced to its message
+	panic   []string   // a panic's lines, from its first
 	inPanic bool
 }
 
+// heldLine is a line logged once the process has started.
+type heldLine struct {
+	level  hclog.Level
+	msg    string
+	fields []any
+}
+
 const (
+	maxHeld    = 256
 	tailLines  = 10
 	panicLines = 2000
 	maxLine    = 64 << 10
 )
 
-func newRelay(log hclog.Logger, stream string) *relay { return &relay{log: log, stream: stream} }
+// newRelay returns a relay that holds what it is written until release: a
+// process that fails to start is one line of the host's log, its start
+// error, which quotes the last thing it wrote.
+func newRelay(log hclog.Logger, stream string) *relay {
+	return &relay{log: log, stream: stream, holding: true}
+}
+
+// release ends the hold: the lines held are logged (the process started) or
+// dropped (its start error says why it did not).
+func (r *relay) release(log bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.holding {
+		return
+	}
+	r.holding = false
+	if log {
+		for _, l := range r.held {
+			r.log.Log(l.level, l.msg, l.fields...)
+		}
+	}
+	r.held = nil
+}
+
+// emit logs a line, or holds it while the process starts; r.mu is held.
+func (r *relay) emit(level hclog.Level, msg string, fields ...any) {
+	if !r.holding {
+		r.log.Log(level, msg, fields...)
+		return
+	}
+	if len(r.held) < maxHeld {
+		r.held = append(r.held, heldLine{level, msg, fields})
+	}
+}
 
 func (r *relay) Write(b []byte) (int, error) {
 	r.mu.Lock()
@@ -67,7 +111,7 @@ func (r *relay) line(b []byte) {
 	}
 	if e, ok := plog.ParseLine(b); ok {
 		r.keep(summary(e))
-		r.log.Log(e.Level, e.Message, e.Fields...)
+		r.emit(e.Level, e.Message, e.Fields...)
 		return
 	}
 	if strings.HasPrefix(text, "panic: ") || strings.HasPrefix(text, "fatal error: ") {
@@ -82,7 +126,7 @@ func (r *relay) line(b []byte) {
 		return
 	}
 	r.keep(text)
-	r.log.Info(text, "stream", r.stream)
+	r.emit(hclog.Info, text, "stream", r.stream)
 }
 
 // summary is an entry's message, with its error field if it has one.
@@ -135,14 +179,20 @@ func (r *relay) Panic() string {
 // plugin's logger, except the exit it reports (the supervisor logs each death
 // once, with more); the child logger it names to relay the plugin's stderr is
 // off, since relay does that.
-type goPluginLogger struct{ hclog.Logger }
+// Once the host kills the process on purpose (Process.Kill), go-plugin's
+// word that it "failed to exit gracefully" is not news: the logger goes quiet.
+type goPluginLogger struct {
+	hclog.Logger
+	quiet *atomic.Bool
+}
 
 func (l goPluginLogger) Named(string) hclog.Logger { return hclog.NewNullLogger() }
 
 func (l goPluginLogger) Log(level hclog.Level, msg string, args ...any) {
-	if msg != "plugin process exited" {
+	if msg != "plugin process exited" && !l.quiet.Load() {
 		l.Logger.Log(level, msg, args...)
 	}
 }
 func (l goPluginLogger) Info(msg string, args ...any)  { l.Log(hclog.Info, msg, args...) }
+func (l goPluginLogger) Warn(msg string, args ...any)  { l.Log(hclog.Warn, msg, args...) }
 func (l goPluginLogger) Error(msg string, args ...any) { l.Log(hclog.Error, msg, args...) }
