@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockplay/sockplay/host/internal/serve"
 	"github.com/sockplay/sockplay/internal/e2e"
 )
 
@@ -125,6 +127,14 @@ func killUnderLoad(t *testing.T, args []string, target time.Duration) {
 	})
 	wg.Go(func() { hellos = loadUntil(20000, stop, func() attempt { return helloOnce(h.Addr("hello")) }) })
 	time.Sleep(500 * time.Millisecond)
+	if slices.Contains(args, "--standby") {
+		// The spare must be started and configured before the kill, or
+		// there is nothing to take over: on a loaded machine that can take
+		// longer than the half second above.
+		if standbyPid(t, h, "echo", 20*time.Second) == 0 {
+			t.Fatal("echo has no standby process after 20 s")
+		}
+	}
 	killedAt = time.Now()
 	killed.Store(true)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -447,4 +457,25 @@ func TestPluginChildrenDie(t *testing.T) {
 			t.Fatalf("alive 2 s after the host was killed: %v", left)
 		}
 	})
+}
+
+// standbyPid waits up to timeout for plugin name's standby process to be
+// started and configured (the admin endpoint's /api/status shows its pid),
+// and returns its pid, or 0.
+func standbyPid(t *testing.T, h *e2e.Host, name string, timeout time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		code, b := httpGet(t, h.Admin+"api/status")
+		var st serve.StatusReport
+		if code == 200 && json.Unmarshal(b, &st) == nil {
+			for _, p := range st.Plugins {
+				if p.Name == name && p.StandbyPid != 0 {
+					return p.StandbyPid
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return 0
 }

@@ -61,14 +61,15 @@ serves loopback only unless --admin-token is set.
 
 Serving every plugin found is best effort, as systemd starts the units that
 can start when one fails and xinetd serves the services it can: a plugin
-that will not start (a missing module, a bad binary, its port in use) is
+that cannot run (a missing module, a bad binary, its default port taken) is
 logged in one line with the reason, shown as failed by 'sockplay status',
 the page and /metrics, and the others serve; 'sockplay reload NAME' starts
 it once fixed. A plugin named with --enable must start.
 
-A bad start (a port in use or a plugin that will not start, for a plugin
-named with --enable; an unknown plugin or option; no plugin that starts)
-prints one line naming the cause and exits 1, leaving nothing running.`,
+A bad start (a plugin named with --enable that will not start; an address,
+option or rule given for a plugin that does not work; an unknown plugin; no
+plugin that starts) prints one line naming the cause and exits 1, leaving
+nothing running.`,
 		Example: `  sockplay serve
   sockplay serve --enable echo,chat --listen echo=127.0.0.1:9000
   sockplay serve --set hello.greeting='hi there' --set filexfer.root=/srv/files

@@ -288,9 +288,8 @@ func ParseSet(values []string) (map[string]map[string]string, error) {
 
 // Named reports whether the user named plugin name with --enable (or the
 // config file's enable), or systemd passed a socket for it: a plugin named
-// so must start, where serving every plugin found is best effort (a plugin
-// only moved or configured, with --listen or --set, is still served on a
-// best-effort basis when no --enable is given).
+// so must start, where serving every plugin found is best effort for a
+// plugin that cannot run (serve.Start says which failures those are).
 func (c Config) Named(name string) bool {
 	_, socket := c.Sockets[name]
 	return slices.Contains(c.Enable, name) || socket

@@ -203,7 +203,8 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 		e := enabled[i]
 		if r.err != nil {
 			err := fmt.Errorf("plugin %s: %w", e.Name, r.err)
-			if cfg.Named(e.Name) && firstErr == nil {
+			var nr notRunnable
+			if (cfg.Named(e.Name) || !errors.As(r.err, &nr)) && firstErr == nil {
 				firstErr = err
 			}
 			notStarted = append(notStarted, err)
@@ -251,6 +252,16 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 	fmt.Fprintf(out, "%s %d %s; Ctrl-C stops\n", ReadyLine, n, plural(n, "plugin", "plugins"))
 	return h, nil
 }
+
+// notRunnable is a plugin that cannot run here: it does not start, answer
+// its handshake or say what it is (a missing module, a bad binary), or its
+// default address is taken. Serving every plugin found, the host logs it
+// and serves the others; a configuration the user gave for it (options,
+// rules, an address) that does not work fails the start.
+type notRunnable struct{ err error }
+
+func (e notRunnable) Error() string { return e.err.Error() }
+func (e notRunnable) Unwrap() error { return e.err }
 
 // notStartedError is the one line of a start in which no plugin started.
 func notStartedError(errs []error) error {
@@ -379,7 +390,7 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry, addrOverride st
 	}
 	proc, desc, err := supervisor.Probe(ctx, lc)
 	if err != nil {
-		return nil, "", err
+		return nil, "", notRunnable{err}
 	}
 	ok := false
 	defer func() {
@@ -411,6 +422,9 @@ func (h *Host) startPlugin(ctx context.Context, e catalog.Entry, addrOverride st
 		plog.Info("the plugin lacks feature \"rules\": the host accepts its connections (conn handoff) to enforce them", "feature", protocol.FeatureRules)
 	}
 	ln, err := h.listener(desc, where, addr, h.cfg.Sockets[e.Name])
+	if _, moved := h.cfg.Listen[e.Name]; err != nil && !moved && addrOverride == "" && h.cfg.Sockets[e.Name] == nil {
+		return nil, "", notRunnable{err} // its default address is taken
+	}
 	if err != nil {
 		return nil, "", err
 	}
