@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sockplay/sockplay/sdk/protocol"
 )
 
 // Transport is the kind of socket a plugin serves.
@@ -70,17 +71,12 @@ type Plugin struct {
 	Commands []Command
 }
 
-var (
-	nameRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
-	semverRE = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
-)
-
 // Validate reports the first thing wrong with p.
 func (p *Plugin) Validate() error {
 	switch {
-	case !nameRE.MatchString(p.Name):
+	case !protocol.ValidName(p.Name):
 		return fmt.Errorf("plugin name %q: want lower case letters, digits and dashes", p.Name)
-	case !semverRE.MatchString(p.Version):
+	case !protocol.ValidVersion(p.Version):
 		return fmt.Errorf("plugin %s: version %q is not a semantic version (1.2.3)", p.Name, p.Version)
 	case p.Transport == TCP && p.TCP == nil:
 		return fmt.Errorf("plugin %s: TCP transport without a TCP handler", p.Name)
@@ -98,14 +94,14 @@ func (p *Plugin) Validate() error {
 	}
 	cmds := map[string]bool{"help": true, "version": true, "completion": true}
 	for _, c := range p.Commands {
-		if !nameRE.MatchString(c.Name) || cmds[c.Name] {
+		if !protocol.ValidName(c.Name) || cmds[c.Name] {
 			return fmt.Errorf("plugin %s: command name %q is invalid, reserved (help, version, completion) or repeated", p.Name, c.Name)
 		}
 		cmds[c.Name] = true
 	}
 	seen := map[string]bool{}
 	for _, o := range p.Options {
-		if !nameRE.MatchString(o.Name) || seen[o.Name] {
+		if !protocol.ValidName(o.Name) || seen[o.Name] {
 			return fmt.Errorf("plugin %s: option name %q is invalid or repeated", p.Name, o.Name)
 		}
 		seen[o.Name] = true

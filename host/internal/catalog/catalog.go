@@ -9,15 +9,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/sockplay/sockplay/sdk/protocol"
 )
 
 // Prefix starts every plugin binary's name.
 const Prefix = "sockplay-"
-
-var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
 // Entry is one plugin binary.
 type Entry struct {
@@ -55,7 +54,7 @@ func Scan(dir string) ([]Entry, []Skipped, error) {
 		}
 		path := filepath.Join(abs, base)
 		name := strings.TrimPrefix(base, Prefix)
-		if !nameRE.MatchString(name) {
+		if !protocol.ValidName(name) {
 			skipped = append(skipped, Skipped{path, "name is not sockplay-NAME with NAME of lower case letters, digits and dashes"})
 			continue
 		}
@@ -133,7 +132,7 @@ func fileSHA256(path string) ([]byte, error) {
 // Lookup finds the binary of plugin name: in dirs in order, then in the
 // directories of pathEnv (a $PATH value), as git and kubectl find theirs.
 func Lookup(name string, dirs []string, pathEnv string) (Entry, error) {
-	if !nameRE.MatchString(name) {
+	if !protocol.ValidName(name) {
 		return Entry{}, fmt.Errorf("%q is not a plugin name (lower case letters, digits and dashes)", name)
 	}
 	for _, dir := range append(dirs, filepath.SplitList(pathEnv)...) {

@@ -36,7 +36,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -133,8 +132,6 @@ func (c *checker) skip(names ...string) {
 	}
 }
 
-var semverRE = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
-
 func (c *checker) run(ctx context.Context) {
 	all := []string{"handshake", "describe", "configure", "health", "handoff", "drain", "exit", "cleanup"}
 	defer func() {
@@ -220,7 +217,7 @@ func (c *checker) describe(ctx context.Context) (string, error) {
 	if d.GetName() != c.entry.Name {
 		problems = append(problems, fmt.Sprintf("name %q, but the binary is %s%s", d.GetName(), catalog.Prefix, c.entry.Name))
 	}
-	if !semverRE.MatchString(d.GetVersion()) {
+	if !protocol.ValidVersion(d.GetVersion()) {
 		problems = append(problems, fmt.Sprintf("version %q is not a semantic version", d.GetVersion()))
 	}
 	if t := d.GetTransport(); t != protocol.Transport_TRANSPORT_TCP && t != protocol.Transport_TRANSPORT_UDP {

@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sockplay/sockplay/sdk/protocol"
 )
 
 // The languages of a plugin's source.
@@ -110,7 +112,7 @@ const python = "/usr/bin/python3"
 
 // versionRE finds the line that names the plugin in what --version prints;
 // the plugin may print other lines first (a fmt.Println before sdk.Main).
-var versionRE = regexp.MustCompile(`(?m)^sockplay-([a-z][a-z0-9-]{0,31}) (\S+) `)
+var versionRE = regexp.MustCompile(`(?m)^sockplay-(` + protocol.NamePattern + `) (\S+) `)
 
 // Build builds the plugin into a temporary file in the plugin directory,
 // asks the result its name (sockplay-NAME --version), and renames it to

@@ -25,10 +25,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"text/template"
 
 	"golang.org/x/mod/modfile"
+
+	"github.com/sockplay/sockplay/sdk/protocol"
 )
 
 // Module is the SDK's module path: a checkout is a directory whose go.mod
@@ -62,12 +63,10 @@ type Options struct {
 	SDK string
 }
 
-var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
-
 // CheckName reports whether name can name a plugin (and its binary,
 // sockplay-NAME), as the host and the SDKs require.
 func CheckName(name string) error {
-	if !nameRE.MatchString(name) {
+	if !protocol.ValidName(name) {
 		return fmt.Errorf("plugin name %q: want a lower case letter, then lower case letters, digits and dashes, 32 at most", name)
 	}
 	return nil
