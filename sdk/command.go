@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/sockplay/sockplay/sdk/cmdline"
 	"github.com/sockplay/sockplay/sdk/protocol"
 )
 
@@ -59,11 +60,12 @@ type Command struct {
 	Run func(ctx context.Context, args []string, stdio Stdio) error
 }
 
-// Exit statuses of a client command line.
+// Exit statuses of a client command line (package sdk/cmdline, which the
+// host's command line shares).
 const (
-	ExitOK    = 0
-	ExitError = 1
-	ExitUsage = 2
+	ExitOK    = cmdline.ExitOK
+	ExitError = cmdline.ExitError
+	ExitUsage = cmdline.ExitUsage
 )
 
 type usageError struct{ error }
@@ -97,7 +99,7 @@ func RunClient(ctx context.Context, p *Plugin, args []string, stdio Stdio) int {
 		_ = root.Help()
 		return ExitUsage
 	}
-	root.SetArgs(normalizeArgs(args))
+	root.SetArgs(cmdline.NormalizeArgs(args))
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
@@ -114,22 +116,6 @@ func RunClient(ctx context.Context, p *Plugin, args []string, stdio Stdio) int {
 	}
 	fmt.Fprintf(stdio.Err, "%s: %v\n", prog, err)
 	return ExitError
-}
-
-// normalizeArgs accepts the single-dash spellings -help and -version that
-// Go's flag package taught people.
-func normalizeArgs(args []string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		switch a {
-		case "-help":
-			a = "--help"
-		case "-version":
-			a = "--version"
-		}
-		out[i] = a
-	}
-	return out
 }
 
 func rootCommand(p *Plugin, stdio Stdio) *cobra.Command {

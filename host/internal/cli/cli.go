@@ -17,13 +17,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-)
 
-// Exit statuses.
-const (
-	ExitOK    = 0
-	ExitError = 1
-	ExitUsage = 2
+	"github.com/sockplay/sockplay/sdk/cmdline"
 )
 
 // UsageError is an error in how the command line was written: exit status 2.
@@ -46,38 +41,22 @@ type Streams struct {
 // `sockplay-chat connect`.
 func Main(ctx context.Context, args []string, s Streams) int {
 	root := New(s)
-	args = normalizeArgs(args)
+	args = cmdline.NormalizeArgs(args)
 	if path, ok := pluginCommand(root, args); ok {
 		return runPlugin(ctx, path, args[1:], s)
 	}
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
-		return ExitOK
+		return cmdline.ExitOK
 	}
 	var ue UsageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
 		fmt.Fprintf(s.Err, "sockplay: %v (see '%s --help')\n", err, cmd.CommandPath())
-		return ExitUsage
+		return cmdline.ExitUsage
 	}
 	fmt.Fprintf(s.Err, "sockplay: %v\n", err)
-	return ExitError
-}
-
-// normalizeArgs accepts the single-dash -help and -version that Go's flag
-// package taught people.
-func normalizeArgs(args []string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		switch a {
-		case "-help":
-			a = "--help"
-		case "-version":
-			a = "--version"
-		}
-		out[i] = a
-	}
-	return out
+	return cmdline.ExitError
 }
 
 // New returns the root command. Commands added by other files register

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sockplay/sockplay/sdk/cmdline"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -109,7 +111,7 @@ func TestUsageErrors(t *testing.T) {
 		var out, errOut bytes.Buffer
 		code := Main(context.Background(), c.args, Streams{Out: &out, Err: &errOut})
 		lines := strings.Split(strings.TrimRight(errOut.String(), "\n"), "\n")
-		if code != ExitUsage || len(lines) != 1 || !strings.HasPrefix(lines[0], c.want) ||
+		if code != cmdline.ExitUsage || len(lines) != 1 || !strings.HasPrefix(lines[0], c.want) ||
 			!strings.HasSuffix(lines[0], " --help')") {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and one line: %q and a pointer to --help", c.args, code, errOut.String(), c.want)
 		}

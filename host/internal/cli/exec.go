@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sockplay/sockplay/host/internal/catalog"
+	"github.com/sockplay/sockplay/sdk/cmdline"
 )
 
 // pluginCommand reports whether args start with a plugin's name rather than
@@ -40,7 +41,7 @@ func runPlugin(ctx context.Context, path string, args []string, s Streams) int {
 	if s.In == os.Stdin && s.Out == os.Stdout && s.Err == os.Stderr {
 		err := syscall.Exec(path, append([]string{path}, args...), os.Environ())
 		fmt.Fprintf(s.Err, "sockplay: run %s: %v\n", path, err)
-		return ExitError
+		return cmdline.ExitError
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.In, s.Out, s.Err
@@ -48,10 +49,10 @@ func runPlugin(ctx context.Context, path string, args []string, s Streams) int {
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return ExitOK
+		return cmdline.ExitOK
 	case errors.As(err, &ee) && ee.ExitCode() >= 0:
 		return ee.ExitCode()
 	}
 	fmt.Fprintf(s.Err, "sockplay: run %s: %v\n", path, err)
-	return ExitError
+	return cmdline.ExitError
 }
