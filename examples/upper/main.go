@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/escape"
 )
 
 func main() { sdk.Main(Plugin()) }
@@ -60,7 +61,7 @@ func connect(ctx context.Context, args []string, stdio sdk.Stdio) error {
 		if !out.Scan() {
 			return fmt.Errorf("server closed: %v", out.Err())
 		}
-		fmt.Fprintln(stdio.Out, sdk.Escape(out.Text()))
+		fmt.Fprintln(stdio.Out, escape.String(out.Text()))
 	}
 	return in.Err()
 }

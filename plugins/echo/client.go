@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/escape"
 )
 
 // connectCommand is `sockplay-echo connect [ADDR]`.
@@ -53,7 +54,7 @@ func connect(ctx context.Context, args []string, stdio sdk.Stdio) error {
 		}
 		sent <- c.(*net.TCPConn).CloseWrite()
 	}()
-	out := sdk.NewTerminalWriter(stdio.Out)
+	out := escape.NewWriter(stdio.Out)
 	_, rerr := io.Copy(out, c)
 	out.Close()
 	if ctx.Err() != nil {

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/escape"
 )
 
 // clientTimeout bounds how long the client waits for the server to answer a
@@ -222,7 +223,7 @@ func (c *conn) readStatus() ([]string, error) {
 	f, err := ParseStatus(string(line[:len(line)-1]))
 	var e *Error
 	if errors.As(err, &e) {
-		e.Code, e.Msg = Code(sdk.Escape(string(e.Code))), sdk.Escape(e.Msg)
+		e.Code, e.Msg = Code(escape.String(string(e.Code))), escape.String(e.Msg)
 	}
 	return f, err
 }
@@ -270,7 +271,7 @@ func (o *clientOpts) list(ctx context.Context, p string) error {
 		case 'o':
 			size = "-"
 		}
-		fmt.Fprintf(w, "%c %12s  %s  %s%s\n", e.Type, size, time.Unix(e.MTime, 0).Format("2006-01-02 15:04"), sdk.Escape(e.Name), suffix)
+		fmt.Fprintf(w, "%c %12s  %s  %s%s\n", e.Type, size, time.Unix(e.MTime, 0).Format("2006-01-02 15:04"), escape.String(e.Name), suffix)
 	}
 	return w.Flush()
 }

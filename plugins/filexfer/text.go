@@ -9,7 +9,7 @@ import (
 // Text that crosses the wire is made harmless at both ends. The server's
 // status lines are ASCII (PROTOCOL.md), so a path it echoes back is quoted
 // with quoteName; the client escapes whatever a server sent (file names, error
-// text) with sdk.Escape before it reaches a terminal, because the server may
+// text) with escape.String before it reaches a terminal, because the server may
 // not be this one.
 
 // quoteName returns name as it appears in a server message: unchanged when it

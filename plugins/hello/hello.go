@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/escape"
 )
 
 // Version is the hello plugin's own version.
@@ -59,7 +60,7 @@ func connect(ctx context.Context, args []string, stdio sdk.Stdio) error {
 	}
 	defer c.Close()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second)) // the greeting comes at once
-	out := sdk.NewTerminalWriter(stdio.Out)
+	out := escape.NewWriter(stdio.Out)
 	if _, err := io.Copy(out, io.LimitReader(c, 1<<20)); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sockplay/sockplay/sdk"
 	"github.com/spf13/pflag"
+
+	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/escape"
 )
 
 // commands are the plugin binary run by hand: the check client and the
@@ -82,7 +84,7 @@ func check(ctx context.Context, args []string, timeout time.Duration, stdio sdk.
 		return fmt.Errorf("no reply from %s: %w", addr, err)
 	}
 	reply := string(bytes.TrimRight(buf[:n], "\r\n"))
-	fmt.Fprintln(stdio.Out, sdk.Escape(reply))
+	fmt.Fprintln(stdio.Out, escape.String(reply))
 	if reply != "success" {
 		return errLoginFailed
 	}

@@ -8,8 +8,10 @@ import (
 	"net"
 	"time"
 
-	"github.com/sockplay/sockplay/sdk"
 	"github.com/spf13/pflag"
+
+	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/escape"
 )
 
 // sendCommand is `sockplay-udpecho send [ADDR] [--timeout D]`: each stdin
@@ -76,7 +78,7 @@ func send(ctx context.Context, addr string, timeout time.Duration, stdio sdk.Std
 			fmt.Fprintf(stdio.Err, "no reply from %s: %v\n", addr, err)
 			continue
 		}
-		fmt.Fprintf(stdio.Out, "%s\n", sdk.Escape(string(buf[:n])))
+		fmt.Fprintf(stdio.Out, "%s\n", escape.String(string(buf[:n])))
 	}
 	if err := sc.Err(); err != nil {
 		return err

@@ -18,7 +18,7 @@ import (
 	"github.com/sockplay/sockplay/host/internal/config"
 	"github.com/sockplay/sockplay/host/internal/observe"
 	"github.com/sockplay/sockplay/host/internal/serve"
-	"github.com/sockplay/sockplay/sdk/protocol/escape"
+	"github.com/sockplay/sockplay/sdk/escape"
 )
 
 func init() { register(traceCommand) }

@@ -1,8 +1,10 @@
 // Package escape makes text a server or a client sent safe to print on a
 // terminal: control characters, bidirectional overrides and bytes that are
 // not UTF-8 become visible escapes (\n, \x1b, \u202e, \xff) instead of
-// acting on the terminal. The SDK (sdk.Escape) and the host (`sockplay
-// trace`) share it.
+// acting on the terminal. String and Lines escape a string, NewWriter a
+// stream. A plugin's client prints what a server sent through it; the host
+// (`sockplay trace`) prints what it traced through it. It imports nothing of
+// the SDK.
 package escape
 
 import (
