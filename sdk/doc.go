@@ -6,7 +6,6 @@
 //		sdk.Main(sdk.Plugin{
 //			Name:        "echo",
 //			Version:     "1.0.0",
-//			Transport:   sdk.TCP,
 //			DefaultAddr: "127.0.0.1:12348",
 //			TCP: func(cfg sdk.Config) (sdk.Handler, error) {
 //				return sdk.HandlerFunc(func(ctx context.Context, c net.Conn) {

@@ -7,12 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 )
 
 // A Server runs one goroutine per connection. This handler echoes, and wakes
@@ -129,47 +127,32 @@ func ExamplePlugin_Config() {
 	// option greeter.times="often": want an integer
 }
 
-// RunClient is what a plugin binary run by hand does; tests call it to run
-// the client in-process. A command's Run returns (or wraps) ErrUsage for a
-// bad command line.
-func ExampleRunClient() {
-	var loud bool
+// A plugin's Commands make its binary, run by hand, the protocol's client;
+// Main runs them with client.Run, and so does a test, in-process. Client
+// adds to the --help how the host serves the plugin.
+func ExamplePlugin_Client() {
 	p := sdk.Plugin{
 		Name:        "greeter",
 		Version:     "1.0.0",
 		Summary:     "greets",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:12399",
 		TCP: func(sdk.Config) (sdk.Handler, error) {
 			return sdk.HandlerFunc(func(context.Context, net.Conn) {}), nil
 		},
-		Commands: []sdk.Command{{
+		Commands: []client.Command{{
 			Name: "hello", Args: "NAME", MinArgs: 1, MaxArgs: 1,
 			Summary: "print a greeting",
-			Flags:   func(fs *pflag.FlagSet) { fs.BoolVar(&loud, "loud", false, "shout") },
-			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
-				greeting := "hello, " + args[0]
-				if loud {
-					greeting = strings.ToUpper(greeting)
-				}
-				fmt.Fprintln(stdio.Out, greeting)
+			Run: func(ctx context.Context, args []string, stdio client.Stdio) error {
+				fmt.Fprintln(stdio.Out, "hello, "+args[0])
 				return nil
 			},
 		}},
 	}
-	stdio := sdk.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stdout}
-	ctx := context.Background()
-	fmt.Println("exit", sdk.RunClient(ctx, &p, []string{"--version"}, stdio))
-	fmt.Println("exit", sdk.RunClient(ctx, &p, []string{"hello", "gopher"}, stdio))
-	fmt.Println("exit", sdk.RunClient(ctx, &p, []string{"hello", "gopher", "--loud"}, stdio))
-	fmt.Println("exit", sdk.RunClient(ctx, &p, []string{"hello"}, stdio))
+	stdio := client.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stdout}
+	fmt.Println("exit", client.Run(context.Background(), p.Client(), []string{"hello", "gopher"}, stdio))
+	fmt.Println(p.Client().Serving)
 	// Output:
-	// sockplay-greeter 1.0.0 (sockplay protocol 1)
-	// exit 0
 	// hello, gopher
 	// exit 0
-	// HELLO, GOPHER
-	// exit 0
-	// sockplay-greeter: hello: want NAME (see 'sockplay-greeter hello --help')
-	// exit 2
+	// Served by the host (sockplay serve --enable greeter) on TCP 127.0.0.1:12399 by default.
 }

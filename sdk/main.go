@@ -1,9 +1,13 @@
 package sdk
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/protocol"
 )
 
@@ -18,5 +22,8 @@ func Main(p Plugin) {
 	if os.Getenv(protocol.Handshake.MagicCookieKey) == protocol.Handshake.MagicCookieValue {
 		os.Exit(servePlugin(&p))
 	}
-	clientMain(&p)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := client.Run(ctx, p.Client(), os.Args[1:], client.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+	stop()
+	os.Exit(code)
 }

@@ -1,9 +1,7 @@
 package sdk
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -12,16 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/protocol"
-)
-
-// Transport is the kind of socket a plugin serves.
-type Transport string
-
-// The transports.
-const (
-	TCP Transport = "tcp"
-	UDP Transport = "udp"
 )
 
 // Option is a setting a plugin takes, set on the host's command line with
@@ -32,18 +22,8 @@ type Option struct {
 	Help    string
 }
 
-// Stdio is where a client command reads and writes.
-type Stdio struct {
-	In  io.Reader
-	Out io.Writer
-	Err io.Writer
-}
-
-// ErrUsage, returned (or wrapped) by a Command's Run, makes the command line
-// print the error and a hint to --help, and exit with status 2.
-var ErrUsage = errors.New("usage")
-
-// Plugin describes a protocol plugin.
+// Plugin describes a protocol plugin. Its transport follows from the handler
+// it builds: set TCP for a TCP plugin, or UDP for a UDP plugin, not both.
 type Plugin struct {
 	// Name is the plugin's name: lower case letters, digits and dashes. The
 	// binary is called sockplay-<Name>.
@@ -52,23 +32,24 @@ type Plugin struct {
 	Version string
 	// Summary is one line about what the plugin serves.
 	Summary string
-	// Transport is TCP or UDP.
-	Transport Transport
 	// DefaultAddr is where the host listens when not told otherwise.
 	DefaultAddr string
 	// Options are the settings the plugin takes.
 	Options []Option
 
-	// TCP builds the handler of a TCP plugin from its configuration. It is
-	// called once, before the first connection.
+	// TCP, set, makes a TCP plugin: it builds the plugin's handler from its
+	// configuration, once, when the host configures the plugin (before the
+	// first connection).
 	TCP func(cfg Config) (Handler, error)
-	// UDP builds the handler of a UDP plugin from its configuration.
+	// UDP, set, makes a UDP plugin: it builds the plugin's handler from its
+	// configuration, once, before the first datagram.
 	UDP func(cfg Config) (PacketHandler, error)
 
 	// Commands are the client's subcommands, run when the binary is started
-	// by hand (`sockplay-NAME COMMAND ...`). Optional: a plugin without any
-	// says so in its --help, and the host serves it all the same.
-	Commands []Command
+	// by hand (`sockplay-NAME COMMAND ...`; package sdk/client). Optional: a
+	// plugin without any says so in its --help, and the host serves it all
+	// the same.
+	Commands []client.Command
 }
 
 // Validate reports the first thing wrong with p.
@@ -78,12 +59,10 @@ func (p *Plugin) Validate() error {
 		return fmt.Errorf("plugin name %q: want lower case letters, digits and dashes", p.Name)
 	case !protocol.ValidVersion(p.Version):
 		return fmt.Errorf("plugin %s: version %q is not a semantic version (1.2.3)", p.Name, p.Version)
-	case p.Transport == TCP && p.TCP == nil:
-		return fmt.Errorf("plugin %s: TCP transport without a TCP handler", p.Name)
-	case p.Transport == UDP && p.UDP == nil:
-		return fmt.Errorf("plugin %s: UDP transport without a UDP handler", p.Name)
-	case p.Transport != TCP && p.Transport != UDP:
-		return fmt.Errorf("plugin %s: transport %q: want tcp or udp", p.Name, p.Transport)
+	case p.TCP == nil && p.UDP == nil:
+		return fmt.Errorf("plugin %s: no handler: set TCP for a TCP plugin or UDP for a UDP plugin", p.Name)
+	case p.TCP != nil && p.UDP != nil:
+		return fmt.Errorf("plugin %s: both TCP and UDP are set: a plugin serves one transport", p.Name)
 	}
 	_, port, err := net.SplitHostPort(p.DefaultAddr)
 	if err != nil {
@@ -132,6 +111,40 @@ func (p *Plugin) Config(values map[string]string, log hclog.Logger) (Config, err
 		log = hclog.NewNullLogger()
 	}
 	return Config{plugin: p.Name, options: opts, Logger: log}, nil
+}
+
+// transport is the plugin's transport, as the contract names it.
+func (p *Plugin) transport() protocol.Transport {
+	switch {
+	case p.TCP != nil && p.UDP == nil:
+		return protocol.Transport_TRANSPORT_TCP
+	case p.UDP != nil && p.TCP == nil:
+		return protocol.Transport_TRANSPORT_UDP
+	}
+	return protocol.Transport_TRANSPORT_UNSPECIFIED
+}
+
+// Client returns the plugin's command line run by hand, for client.Run:
+// its name, version, summary and Commands, and for --help how the host
+// serves it (transport, default address, options). Main runs it when no host
+// started the binary; a test runs it in-process:
+//
+//	code := client.Run(ctx, p.Client(), []string{"connect", addr}, stdio)
+func (p *Plugin) Client() client.Program {
+	var b strings.Builder
+	network := "TCP"
+	if p.transport() == protocol.Transport_TRANSPORT_UDP {
+		network = "UDP"
+	}
+	fmt.Fprintf(&b, "Served by the host (sockplay serve --enable %s) on %s %s by default.", p.Name, network, p.DefaultAddr)
+	if len(p.Options) > 0 {
+		fmt.Fprintf(&b, "\n\nOptions, set with sockplay serve --set %s.KEY=VALUE:\n", p.Name)
+		for _, o := range p.Options {
+			fmt.Fprintf(&b, "  %-14s %s (default %q)\n", o.Name, o.Help, o.Default)
+		}
+	}
+	return client.Program{Name: p.Name, Version: p.Version, Summary: p.Summary, Serving: b.String(),
+		Commands: p.Commands}
 }
 
 func (p *Plugin) optionNames() string {

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 )
 
 // demo is a valid TCP plugin the tests change one field at a time.
@@ -18,7 +19,6 @@ func demo() sdk.Plugin {
 		Name:        "demo",
 		Version:     "1.2.3",
 		Summary:     "a plugin for the SDK's tests",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:12399",
 		Options: []sdk.Option{
 			{Name: "prefix", Default: "> ", Help: "what each reply starts with"},
@@ -29,7 +29,7 @@ func demo() sdk.Plugin {
 		TCP: func(sdk.Config) (sdk.Handler, error) {
 			return sdk.HandlerFunc(func(context.Context, net.Conn) {}), nil
 		},
-		Commands: []sdk.Command{
+		Commands: []client.Command{
 			{Name: "connect", Args: "[ADDR]", MaxArgs: 1, Summary: "talk to the demo server"},
 			{Name: "ping", Args: "ADDR", MinArgs: 1, MaxArgs: 1, Summary: "ping it"},
 		},
@@ -44,7 +44,7 @@ func TestValidate(t *testing.T) {
 		want   string // "" for valid
 	}{
 		{"valid tcp", func(p *sdk.Plugin) {}, ""},
-		{"valid udp", func(p *sdk.Plugin) { p.Transport, p.TCP, p.UDP = sdk.UDP, nil, udpHandler }, ""},
+		{"valid udp", func(p *sdk.Plugin) { p.TCP, p.UDP = nil, udpHandler }, ""},
 		{"prerelease and build", func(p *sdk.Plugin) { p.Version = "1.0.0-rc.1+git.abc" }, ""},
 		{"name with digits and dashes", func(p *sdk.Plugin) { p.Name = "a1-b2" }, ""},
 		{"longest name", func(p *sdk.Plugin) { p.Name = "a" + strings.Repeat("b", 31) }, ""},
@@ -62,10 +62,8 @@ func TestValidate(t *testing.T) {
 		{"version without patch", func(p *sdk.Plugin) { p.Version = "1.2" }, `plugin demo: version "1.2" is not a semantic version`},
 		{"version with v", func(p *sdk.Plugin) { p.Version = "v1.2.3" }, `version "v1.2.3" is not a semantic version`},
 		{"empty version", func(p *sdk.Plugin) { p.Version = "" }, `version "" is not a semantic version`},
-		{"tcp without handler", func(p *sdk.Plugin) { p.TCP = nil }, "plugin demo: TCP transport without a TCP handler"},
-		{"udp without handler", func(p *sdk.Plugin) { p.Transport = sdk.UDP }, "plugin demo: UDP transport without a UDP handler"},
-		{"unknown transport", func(p *sdk.Plugin) { p.Transport = "sctp" }, `plugin demo: transport "sctp": want tcp or udp`},
-		{"no transport", func(p *sdk.Plugin) { p.Transport = "" }, `transport "": want tcp or udp`},
+		{"no handler", func(p *sdk.Plugin) { p.TCP = nil }, "plugin demo: no handler: set TCP for a TCP plugin or UDP for a UDP plugin"},
+		{"both handlers", func(p *sdk.Plugin) { p.UDP = udpHandler }, "plugin demo: both TCP and UDP are set: a plugin serves one transport"},
 		{"address without port", func(p *sdk.Plugin) { p.DefaultAddr = "127.0.0.1" }, "plugin demo: default address: address 127.0.0.1: missing port"},
 		{"empty address", func(p *sdk.Plugin) { p.DefaultAddr = "" }, "plugin demo: default address:"},
 		{"duplicate option", func(p *sdk.Plugin) { p.Options = append(p.Options, sdk.Option{Name: "count"}) }, `plugin demo: option name "count" is invalid or repeated`},
@@ -218,4 +216,20 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// Client describes how the host serves the plugin: its transport follows
+// from its handler; a plugin without options lists none.
+func TestClientServing(t *testing.T) {
+	p := demo()
+	p.TCP, p.Options = nil, nil
+	p.UDP = func(sdk.Config) (sdk.PacketHandler, error) { return sdk.DatagramFunc(nil), nil }
+	prog := p.Client()
+	want := "Served by the host (sockplay serve --enable demo) on UDP 127.0.0.1:12399 by default."
+	if prog.Serving != want {
+		t.Errorf("Serving = %q, want %q", prog.Serving, want)
+	}
+	if prog.Name != "demo" || prog.Version != "1.2.3" || len(prog.Commands) != 2 {
+		t.Errorf("Client() = %+v, want demo 1.2.3 with its two commands", prog)
+	}
 }

@@ -83,7 +83,7 @@ func (rt *runtime) Describe(context.Context, *protocol.DescribeRequest) (*protoc
 		Name:        p.Name,
 		Version:     p.Version,
 		Summary:     p.Summary,
-		Transport:   transportToProto(p.Transport),
+		Transport:   p.transport(),
 		DefaultAddr: p.DefaultAddr,
 		Features:    features(rt.events != nil),
 	}
@@ -109,8 +109,8 @@ func (rt *runtime) Configure(_ context.Context, req *protocol.ConfigureRequest) 
 	}
 	gate := rules.NewGate(r)
 	gate.OnRefuse(rt.refused)
-	switch rt.p.Transport {
-	case TCP:
+	switch {
+	case rt.p.TCP != nil:
 		h, err := rt.p.TCP(cfg)
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -118,7 +118,7 @@ func (rt *runtime) Configure(_ context.Context, req *protocol.ConfigureRequest) 
 		rt.srv = NewServer(h, rt.log)
 		rt.srv.gate = gate
 		rt.srv.events = rt.events
-	case UDP:
+	case rt.p.UDP != nil:
 		h, err := rt.p.UDP(cfg)
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -162,7 +162,7 @@ func (rt *runtime) compileRules(p *protocol.Rules) (*rules.Rules, error) {
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "rules: "+err.Error())
 	}
-	if r.Counts() && rt.p.Transport == UDP {
+	if r.Counts() && rt.p.UDP != nil {
 		return nil, status.Error(codes.InvalidArgument, "rules: a UDP plugin has no connections to limit")
 	}
 	return r, nil
@@ -277,13 +277,4 @@ func features(events bool) []string {
 		f = append(f, protocol.FeatureEvents, protocol.FeatureTrace)
 	}
 	return f
-}
-func transportToProto(t Transport) protocol.Transport {
-	switch t {
-	case TCP:
-		return protocol.Transport_TRANSPORT_TCP
-	case UDP:
-		return protocol.Transport_TRANSPORT_UDP
-	}
-	return protocol.Transport_TRANSPORT_UNSPECIFIED
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/escape"
 )
 
@@ -26,7 +27,6 @@ func Plugin() sdk.Plugin {
 		Name:        "upper",
 		Version:     "0.1.0",
 		Summary:     "answers each line in upper case",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:12349",
 		Options:     []sdk.Option{{Name: "prefix", Default: "", Help: "put before each answer"}},
 		TCP: func(cfg sdk.Config) (sdk.Handler, error) {
@@ -39,7 +39,7 @@ func Plugin() sdk.Plugin {
 			}), nil
 		},
 		// Optional: what `sockplay-upper connect ...` runs when started by hand.
-		Commands: []sdk.Command{{
+		Commands: []client.Command{{
 			Name: "connect", Args: "ADDR", MinArgs: 1, MaxArgs: 1,
 			Summary: "send stdin lines, print the answers",
 			Run:     connect,
@@ -49,8 +49,8 @@ func Plugin() sdk.Plugin {
 
 // connect is `sockplay-upper connect ADDR`: each stdin line goes out, each
 // answer is printed.
-func connect(ctx context.Context, args []string, stdio sdk.Stdio) error {
-	c, err := sdk.Dial(ctx, "tcp", args[0])
+func connect(ctx context.Context, args []string, stdio client.Stdio) error {
+	c, err := client.Dial(ctx, "tcp", args[0])
 	if err != nil {
 		return err
 	}

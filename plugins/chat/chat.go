@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 )
 
 // Version is the chat plugin's own version.
@@ -21,7 +22,6 @@ func Plugin() sdk.Plugin {
 		Name:        "chat",
 		Version:     Version,
 		Summary:     "a multi-client chat room: every line goes to everyone; /nick, /who, /help, /quit",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:12346",
 		Options: []sdk.Option{
 			{Name: "room", Default: def.Room, Help: "the room's name, shown in the welcome"},
@@ -42,7 +42,7 @@ func Plugin() sdk.Plugin {
 			}
 			return newRoom(c, cfg.Logger), nil
 		},
-		Commands: []sdk.Command{connectCommand()},
+		Commands: []client.Command{connectCommand()},
 	}
 }
 

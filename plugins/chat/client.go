@@ -10,8 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sockplay/sockplay/sdk"
 	"github.com/spf13/pflag"
+
+	"github.com/sockplay/sockplay/sdk/client"
 )
 
 // connectCommand is `sockplay-chat connect [ADDR] [--nick NAME]`: like the
@@ -20,9 +21,9 @@ import (
 // type. It starts by asking for the nick, if given, and the list of who is
 // here (which also brings the server's welcome). The end of stdin or /quit
 // leaves.
-func connectCommand() sdk.Command {
+func connectCommand() client.Command {
 	var nick string
-	return sdk.Command{
+	return client.Command{
 		Name: "connect", Args: "[ADDR]", MaxArgs: 1,
 		Summary: "join the room: stdin lines are sent, the room is printed",
 		Help: `Like the tutorial's threaded client, one goroutine sends stdin's lines
@@ -35,14 +36,14 @@ sockplay-chat connect 127.0.0.1:12346`,
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&nick, "nick", "", "join as `NAME` (a letter, then letters, digits, - or _)")
 		},
-		Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+		Run: func(ctx context.Context, args []string, stdio client.Stdio) error {
 			addr := Plugin().DefaultAddr
 			if len(args) == 1 {
 				addr = args[0]
 			}
 			if nick != "" {
 				if err := validNick(nick); err != nil {
-					return fmt.Errorf("%w: --nick: %v", sdk.ErrUsage, err)
+					return fmt.Errorf("%w: --nick: %v", client.ErrUsage, err)
 				}
 			}
 			return connect(ctx, addr, nick, stdio)
@@ -50,8 +51,8 @@ sockplay-chat connect 127.0.0.1:12346`,
 	}
 }
 
-func connect(ctx context.Context, addr, nick string, stdio sdk.Stdio) error {
-	c, err := sdk.Dial(ctx, "tcp", addr)
+func connect(ctx context.Context, addr, nick string, stdio client.Stdio) error {
+	c, err := client.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 )
 
 // lineSink is a client's stdout, read line by line by the test.
@@ -62,7 +62,7 @@ func runClient(t *testing.T, args []string, in io.Reader, out, errOut io.Writer)
 	t.Cleanup(cancel)
 	p := Plugin()
 	code := make(chan int, 1)
-	go func() { code <- sdk.RunClient(ctx, &p, args, sdk.Stdio{In: in, Out: out, Err: errOut}) }()
+	go func() { code <- client.Run(ctx, p.Client(), args, client.Stdio{In: in, Out: out, Err: errOut}) }()
 	return code
 }
 
@@ -124,7 +124,7 @@ func TestClient(t *testing.T) {
 		p := Plugin()
 		code := make(chan int, 1)
 		go func() {
-			code <- sdk.RunClient(ctx, &p, []string{"connect", in.Addr}, sdk.Stdio{In: stdin, Out: out, Err: io.Discard})
+			code <- client.Run(ctx, p.Client(), []string{"connect", in.Addr}, client.Stdio{In: stdin, Out: out, Err: io.Discard})
 		}()
 		out.expect(t, "welcome")
 		cancel() // as on SIGINT

@@ -9,13 +9,13 @@ import (
 	"net"
 	"time"
 
-	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/escape"
 )
 
 // connectCommand is `sockplay-echo connect [ADDR]`.
-func connectCommand() sdk.Command {
-	return sdk.Command{
+func connectCommand() client.Command {
+	return client.Command{
 		Name: "connect", Args: "[ADDR]", MaxArgs: 1,
 		Summary: "send stdin lines, print the replies as they come",
 		Help: `Like the tutorial's threaded client, one goroutine sends stdin's lines
@@ -28,12 +28,12 @@ sockplay-echo connect 127.0.0.1:12348`,
 	}
 }
 
-func connect(ctx context.Context, args []string, stdio sdk.Stdio) error {
+func connect(ctx context.Context, args []string, stdio client.Stdio) error {
 	addr := Plugin().DefaultAddr
 	if len(args) == 1 {
 		addr = args[0]
 	}
-	c, err := sdk.Dial(ctx, "tcp", addr)
+	c, err := client.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}

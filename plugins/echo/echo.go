@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 )
 
 // Version is the echo plugin's own version.
@@ -24,10 +25,9 @@ func Plugin() sdk.Plugin {
 		Name:        name,
 		Version:     Version,
 		Summary:     "multi-client echo: every message comes back unchanged; quit or EOF ends the connection",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:12348",
 		TCP:         func(sdk.Config) (sdk.Handler, error) { return sdk.HandlerFunc(serve), nil },
-		Commands:    []sdk.Command{connectCommand()},
+		Commands:    []client.Command{connectCommand()},
 	}
 }
 

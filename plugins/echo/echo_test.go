@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/sdktest"
 )
 
@@ -67,15 +67,15 @@ func TestClient(t *testing.T) {
 	in := sdktest.Start(t, Plugin(), nil)
 	p := Plugin()
 	var out, errb bytes.Buffer
-	code := sdk.RunClient(context.Background(), &p, []string{"connect", in.Addr},
-		sdk.Stdio{In: strings.NewReader("one\ntwo\n"), Out: &out, Err: &errb})
+	code := client.Run(context.Background(), p.Client(), []string{"connect", in.Addr},
+		client.Stdio{In: strings.NewReader("one\ntwo\n"), Out: &out, Err: &errb})
 	if code != 0 || out.String() != "one\ntwo\n" {
 		t.Fatalf("exit %d, out %q, err %q", code, out.String(), errb.String())
 	}
 	out.Reset()
 	errb.Reset()
-	if code := sdk.RunClient(context.Background(), &p, []string{"connect", "127.0.0.1:1"},
-		sdk.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}); code != 1 || !strings.Contains(errb.String(), "connection refused") {
+	if code := client.Run(context.Background(), p.Client(), []string{"connect", "127.0.0.1:1"},
+		client.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}); code != 1 || !strings.Contains(errb.String(), "connection refused") {
 		t.Fatalf("refused: exit %d, err %q", code, errb.String())
 	}
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/escape"
 )
 
@@ -35,13 +35,13 @@ const clientChunk = 8 << 20
 
 // commands are the command line run by hand: ls, get, put and sum. ADDR is
 // optional everywhere and recognised by its form (isAddr).
-func commands() []sdk.Command {
+func commands() []client.Command {
 	var quiet, verbose, restart bool
 	progress := func(fs *pflag.FlagSet) {
 		fs.BoolVarP(&quiet, "quiet", "q", false, "draw no progress bar")
 		fs.BoolVarP(&verbose, "verbose", "v", false, "say when a transfer resumes")
 	}
-	opts := func(args []string, stdio sdk.Stdio) (*clientOpts, []string) {
+	opts := func(args []string, stdio client.Stdio) (*clientOpts, []string) {
 		addr := Plugin().DefaultAddr
 		if len(args) > 0 && isAddr(args[0]) {
 			addr, args = args[0], args[1:]
@@ -51,13 +51,13 @@ func commands() []sdk.Command {
 		return o, args
 	}
 	const addrHelp = "ADDR (HOST:PORT, default 127.0.0.1:12347) is optional and recognised by its form; write a path that looks like one as ./notes:2024."
-	return []sdk.Command{
+	return []client.Command{
 		{
 			Name: "ls", Args: "[ADDR] [PATH]", MaxArgs: 2,
 			Summary: "list a directory",
 			Help:    addrHelp,
 			Example: "sockplay-filexfer ls\nsockplay-filexfer ls 127.0.0.1:12347 photos",
-			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+			Run: func(ctx context.Context, args []string, stdio client.Stdio) error {
 				o, pos := opts(args, stdio)
 				switch len(pos) {
 				case 0:
@@ -65,7 +65,7 @@ func commands() []sdk.Command {
 				case 1:
 					return o.list(ctx, pos[0])
 				}
-				return fmt.Errorf("%w: ls: unexpected argument %q", sdk.ErrUsage, pos[1])
+				return fmt.Errorf("%w: ls: unexpected argument %q", client.ErrUsage, pos[1])
 			},
 		},
 		{
@@ -80,10 +80,10 @@ broken transfer is resumed from its length. ` + addrHelp,
 				progress(fs)
 				fs.BoolVar(&restart, "restart", false, "ignore a partial local file and start over")
 			},
-			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+			Run: func(ctx context.Context, args []string, stdio client.Stdio) error {
 				o, pos := opts(args, stdio)
 				if len(pos) < 1 || len(pos) > 2 {
-					return fmt.Errorf("%w: get: want [ADDR] REMOTE [LOCAL]", sdk.ErrUsage)
+					return fmt.Errorf("%w: get: want [ADDR] REMOTE [LOCAL]", client.ErrUsage)
 				}
 				local := path.Base(pos[0])
 				if len(pos) == 2 {
@@ -101,10 +101,10 @@ broken transfer is resumed from its length. ` + addrHelp,
 			Help:    "REMOTE defaults to LOCAL's base name. " + addrHelp,
 			Example: "sockplay-filexfer put cat.jpg photos/cat.jpg",
 			Flags:   progress,
-			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+			Run: func(ctx context.Context, args []string, stdio client.Stdio) error {
 				o, pos := opts(args, stdio)
 				if len(pos) < 1 || len(pos) > 2 {
-					return fmt.Errorf("%w: put: want [ADDR] LOCAL [REMOTE]", sdk.ErrUsage)
+					return fmt.Errorf("%w: put: want [ADDR] LOCAL [REMOTE]", client.ErrUsage)
 				}
 				remote := filepath.Base(pos[0])
 				if len(pos) == 2 {
@@ -118,10 +118,10 @@ broken transfer is resumed from its length. ` + addrHelp,
 			Summary: "print a remote file's SHA-256, as sha256sum does",
 			Help:    addrHelp,
 			Example: "sockplay-filexfer sum photos/cat.jpg",
-			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+			Run: func(ctx context.Context, args []string, stdio client.Stdio) error {
 				o, pos := opts(args, stdio)
 				if len(pos) != 1 {
-					return fmt.Errorf("%w: sum: want [ADDR] PATH", sdk.ErrUsage)
+					return fmt.Errorf("%w: sum: want [ADDR] PATH", client.ErrUsage)
 				}
 				return o.sum(ctx, pos[0])
 			},
@@ -146,7 +146,7 @@ func isTerminal(w io.Writer) bool {
 
 type clientOpts struct {
 	addr     string
-	stdio    sdk.Stdio
+	stdio    client.Stdio
 	progress bool
 	verbose  bool
 }
@@ -185,7 +185,7 @@ type conn struct {
 }
 
 func (o *clientOpts) dial(ctx context.Context) (*conn, error) {
-	c, err := sdk.Dial(ctx, "tcp", o.addr)
+	c, err := client.Dial(ctx, "tcp", o.addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", o.addr, err)
 	}

@@ -22,7 +22,6 @@ func Plugin() sdk.Plugin {
 		Name:        "filexfer",
 		Version:     Version,
 		Summary:     "safe, resumable, verified file transfer; with push=FILE, the tutorial's file server",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:12347",
 		Options: []sdk.Option{
 			{Name: "push", Default: "", Help: "tutorial mode: send this one file to every client (size, wait for an ack, bytes, close)"},

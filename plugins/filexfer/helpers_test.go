@@ -23,6 +23,7 @@ import (
 
 	"github.com/sockplay/sockplay/internal/e2e"
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/sdktest"
 )
 
@@ -39,8 +40,8 @@ func TestMain(m *testing.M) {
 	switch os.Getenv(helperEnv) {
 	case "client":
 		p := Plugin()
-		os.Exit(sdk.RunClient(context.Background(), &p, strings.Split(os.Getenv(helperArgsEnv), "\x1f"),
-			sdk.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+		os.Exit(client.Run(context.Background(), p.Client(), strings.Split(os.Getenv(helperArgsEnv), "\x1f"),
+			client.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
 	case "server":
 		os.Exit(helperServer())
 	}
@@ -152,7 +153,7 @@ func run(t testing.TB, args ...string) (code int, stdout, stderr string) {
 	p := Plugin()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	code = sdk.RunClient(ctx, &p, args, sdk.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
+	code = client.Run(ctx, p.Client(), args, client.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
 	return code, out.String(), errb.String()
 }
 
@@ -290,6 +291,6 @@ func noLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 }
 
-func sdkStdio(errw io.Writer) sdk.Stdio {
-	return sdk.Stdio{In: strings.NewReader(""), Out: io.Discard, Err: errw}
+func sdkStdio(errw io.Writer) client.Stdio {
+	return client.Stdio{In: strings.NewReader(""), Out: io.Discard, Err: errw}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/escape"
 )
 
@@ -23,7 +24,6 @@ func Plugin() sdk.Plugin {
 		Name:        "hello",
 		Version:     Version,
 		Summary:     "sends one greeting to each client and closes",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:12345",
 		Options: []sdk.Option{
 			{Name: "greeting", Default: DefaultGreeting, Help: "the text sent to each client"},
@@ -35,7 +35,7 @@ func Plugin() sdk.Plugin {
 				_, _ = c.Write(g)
 			}), nil
 		},
-		Commands: []sdk.Command{{
+		Commands: []client.Command{{
 			Name: "connect", Args: "[ADDR]", MaxArgs: 1,
 			Summary: "print the server's greeting",
 			Help: `Connects, prints what the server sends until it closes (at most 1 MiB,
@@ -49,12 +49,12 @@ control characters escaped), like the tutorial's client. ADDR defaults to
 
 // connect is `sockplay-hello connect [ADDR]`: connect, print what the
 // server sends until it closes.
-func connect(ctx context.Context, args []string, stdio sdk.Stdio) error {
+func connect(ctx context.Context, args []string, stdio client.Stdio) error {
 	addr := Plugin().DefaultAddr
 	if len(args) == 1 {
 		addr = args[0]
 	}
-	c, err := sdk.Dial(ctx, "tcp", addr)
+	c, err := client.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/sdktest"
 )
 
@@ -40,11 +40,11 @@ func TestClient(t *testing.T) {
 	in := sdktest.Start(t, Plugin(), nil)
 	p := Plugin()
 	var out, errb bytes.Buffer
-	code := sdk.RunClient(context.Background(), &p, []string{"connect", in.Addr}, sdk.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
+	code := client.Run(context.Background(), p.Client(), []string{"connect", in.Addr}, client.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
 	if code != 0 || out.String() != "成功连接到服务器 socket message\n" {
 		t.Fatalf("exit %d, out %q, err %q", code, out.String(), errb.String())
 	}
-	if code := sdk.RunClient(context.Background(), &p, []string{"connect", "a", "b"}, sdk.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}); code != 2 {
+	if code := client.Run(context.Background(), p.Client(), []string{"connect", "a", "b"}, client.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}); code != 2 {
 		t.Fatalf("bad arguments: exit %d, want 2", code)
 	}
 }
@@ -74,7 +74,7 @@ func TestClientEscapesServerText(t *testing.T) {
 	in := sdktest.Start(t, Plugin(), map[string]string{"greeting": "hi\x1b]0;owned\x07\x1b[2J\r\nfake prompt$ \u202eevil\xff"})
 	p := Plugin()
 	var out, errb bytes.Buffer
-	code := sdk.RunClient(context.Background(), &p, []string{"connect", in.Addr}, sdk.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
+	code := client.Run(context.Background(), p.Client(), []string{"connect", in.Addr}, client.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
 	want := `hi\x1b]0;owned\x07\x1b[2J\r` + "\n" + `fake prompt$ \u202eevil\xff` + "\n"
 	if code != 0 || out.String() != want {
 		t.Fatalf("exit %d, out %q, err %q; want %q", code, out.String(), errb.String(), want)

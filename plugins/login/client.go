@@ -12,15 +12,15 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/escape"
 )
 
 // commands are the plugin binary run by hand: the check client and the
 // accounts tools.
-func commands() []sdk.Command {
+func commands() []client.Command {
 	timeout := time.Minute
-	return []sdk.Command{
+	return []client.Command{
 		{
 			Name: "check", Args: "[ADDR]", MaxArgs: 1,
 			Summary: "log in once: exit 0 on success, 1 on fail",
@@ -31,7 +31,7 @@ user|password the tutorial's way, prints the reply. ADDR defaults to
 			Flags: func(fs *pflag.FlagSet) {
 				fs.DurationVar(&timeout, "timeout", timeout, "wait up to `D` for the reply (a locked-out login is held)")
 			},
-			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+			Run: func(ctx context.Context, args []string, stdio client.Stdio) error {
 				return check(ctx, args, timeout, stdio)
 			},
 		},
@@ -51,7 +51,7 @@ var errLoginFailed = errors.New("login failed")
 
 // check logs in once, as the tutorial's client does: user|password in one
 // send, no newline, then one read of at most 1024 bytes.
-func check(ctx context.Context, args []string, timeout time.Duration, stdio sdk.Stdio) error {
+func check(ctx context.Context, args []string, timeout time.Duration, stdio client.Stdio) error {
 	addr := Plugin().DefaultAddr
 	if len(args) == 1 {
 		addr = args[0]
@@ -67,7 +67,7 @@ func check(ctx context.Context, args []string, timeout time.Duration, stdio sdk.
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := sdk.Dial(ctx, "tcp", addr)
+	c, err := client.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
@@ -101,9 +101,9 @@ type accountsFlags struct {
 // accountsCommand is one accounts tool: `sockplay-login CMD --accounts FILE
 // [--hash ALG] ARG`.
 func accountsCommand(name, arg, summary, help string, withHash bool,
-	run func(context.Context, accountsFlags, []string, sdk.Stdio) error) sdk.Command {
+	run func(context.Context, accountsFlags, []string, client.Stdio) error) client.Command {
 	f := accountsFlags{cmd: name}
-	return sdk.Command{
+	return client.Command{
 		Name: name, Args: arg, MinArgs: 1, MaxArgs: 1, Summary: summary, Help: help,
 		Example: fmt.Sprintf("sockplay-login %s --accounts accounts.txt %s", name, strings.ToLower(arg)),
 		Flags: func(fs *pflag.FlagSet) {
@@ -112,26 +112,26 @@ func accountsCommand(name, arg, summary, help string, withHash bool,
 				fs.StringVar(&f.hash, "hash", string(algArgon2id), "hash new passwords with `ALG`: argon2id or bcrypt")
 			}
 		},
-		Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error { return run(ctx, f, args, stdio) },
+		Run: func(ctx context.Context, args []string, stdio client.Stdio) error { return run(ctx, f, args, stdio) },
 	}
 }
 
 // parse checks the flags and returns the one positional argument.
 func (f accountsFlags) parse(args []string) (string, algorithm, error) {
 	if f.accounts == "" {
-		return "", "", fmt.Errorf("%w: %s needs --accounts FILE", sdk.ErrUsage, f.cmd)
+		return "", "", fmt.Errorf("%w: %s needs --accounts FILE", client.ErrUsage, f.cmd)
 	}
 	alg := algArgon2id
 	if f.hash != "" {
 		var err error
 		if alg, err = parseAlgorithm(f.hash); err != nil {
-			return "", "", fmt.Errorf("%w: %v", sdk.ErrUsage, err)
+			return "", "", fmt.Errorf("%w: %v", client.ErrUsage, err)
 		}
 	}
 	return args[0], alg, nil
 }
 
-func useradd(ctx context.Context, f accountsFlags, args []string, stdio sdk.Stdio) error {
+func useradd(ctx context.Context, f accountsFlags, args []string, stdio client.Stdio) error {
 	name, alg, err := f.parse(args)
 	if err != nil {
 		return err
@@ -171,7 +171,7 @@ func useradd(ctx context.Context, f accountsFlags, args []string, stdio sdk.Stdi
 	return nil
 }
 
-func passwd(ctx context.Context, f accountsFlags, args []string, stdio sdk.Stdio) error {
+func passwd(ctx context.Context, f accountsFlags, args []string, stdio client.Stdio) error {
 	name, alg, err := f.parse(args)
 	if err != nil {
 		return err
@@ -206,7 +206,7 @@ func passwd(ctx context.Context, f accountsFlags, args []string, stdio sdk.Stdio
 	return nil
 }
 
-func userdel(_ context.Context, f accountsFlags, args []string, stdio sdk.Stdio) error {
+func userdel(_ context.Context, f accountsFlags, args []string, stdio client.Stdio) error {
 	name, _, err := f.parse(args)
 	if err != nil {
 		return err
@@ -234,7 +234,7 @@ func userdel(_ context.Context, f accountsFlags, args []string, stdio sdk.Stdio)
 // importPlaintext hashes every account of a file in the tutorial's format,
 // user:password per line, into the accounts file, all or nothing. Like the
 // tutorial's server, it strips the spaces around each line.
-func importPlaintext(_ context.Context, f accountsFlags, args []string, stdio sdk.Stdio) error {
+func importPlaintext(_ context.Context, f accountsFlags, args []string, stdio client.Stdio) error {
 	plain, alg, err := f.parse(args)
 	if err != nil {
 		return err

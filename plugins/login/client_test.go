@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 )
 
 // runTool runs the plugin binary's command line in-process with stdin and
@@ -23,7 +23,7 @@ func runTool(t *testing.T, stdin string, args ...string) (int, string, string) {
 	defer cancel()
 	var out, errb bytes.Buffer
 	p := Plugin()
-	code := sdk.RunClient(ctx, &p, args, sdk.Stdio{In: strings.NewReader(stdin), Out: &out, Err: &errb})
+	code := client.Run(ctx, p.Client(), args, client.Stdio{In: strings.NewReader(stdin), Out: &out, Err: &errb})
 	return code, out.String(), errb.String()
 }
 

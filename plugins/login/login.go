@@ -11,7 +11,6 @@ func Plugin() sdk.Plugin {
 		Name:        "login",
 		Version:     Version,
 		Summary:     "the tutorial's user|password login (success/fail), with hashed passwords and throttled failures",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:8001",
 		Options:     options(),
 		TCP:         newHandler,

@@ -20,6 +20,7 @@ import (
 	"github.com/sockplay/sockplay/internal/e2e"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/sdktest"
 )
 
@@ -30,8 +31,8 @@ const toolEnv = "SOCKPLAY_LOGIN_TEST_TOOL"
 func TestMain(m *testing.M) {
 	if os.Getenv(toolEnv) == "1" {
 		p := Plugin()
-		os.Exit(sdk.RunClient(context.Background(), &p, os.Args[1:],
-			sdk.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+		os.Exit(client.Run(context.Background(), p.Client(), os.Args[1:],
+			client.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
 	}
 	e2e.Main(m)
 }

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 )
 
 // prompter reads a user name and passwords for the tools: from the terminal,
@@ -25,7 +25,7 @@ type prompter struct {
 	tty bool
 }
 
-func newPrompter(stdio sdk.Stdio) *prompter {
+func newPrompter(stdio client.Stdio) *prompter {
 	p := &prompter{in: bufio.NewReader(stdio.In), out: stdio.Err, fd: -1}
 	if f, ok := stdio.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		p.tty, p.fd = true, int(f.Fd())

@@ -13,7 +13,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 )
 
 // TestPasswordFromTerminal runs useradd with a real pseudo-terminal as stdin:
@@ -37,8 +37,8 @@ func TestPasswordFromTerminal(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		p := Plugin()
-		done <- sdk.RunClient(ctx, &p, []string{"useradd", "--accounts", path, "alice"},
-			sdk.Stdio{In: slave, Out: &out, Err: &prompts})
+		done <- client.Run(ctx, p.Client(), []string{"useradd", "--accounts", path, "alice"},
+			client.Stdio{In: slave, Out: &out, Err: &prompts})
 	}()
 
 	const secret = "typed secret 1"

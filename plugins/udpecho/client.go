@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/escape"
 )
 
@@ -18,9 +19,9 @@ import (
 // line goes out as one datagram and the reply is printed; a line with no
 // reply within the timeout is reported, and the exit status is 1 if any was
 // lost. As in the tutorial, an empty line or "quit" ends it.
-func sendCommand() sdk.Command {
+func sendCommand() client.Command {
 	timeout := 2 * time.Second
-	return sdk.Command{
+	return client.Command{
 		Name: "send", Args: "[ADDR]", MaxArgs: 1,
 		Summary: "send stdin lines as datagrams, print the replies",
 		Help: `Each stdin line goes out as one datagram and the reply is printed (control
@@ -32,9 +33,9 @@ sockplay-udpecho send 127.0.0.1:12345 --timeout 500ms`,
 		Flags: func(fs *pflag.FlagSet) {
 			fs.DurationVar(&timeout, "timeout", timeout, "wait up to `D` for each reply")
 		},
-		Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error {
+		Run: func(ctx context.Context, args []string, stdio client.Stdio) error {
 			if timeout <= 0 {
-				return fmt.Errorf("%w: --timeout %s: want a positive duration such as 2s", sdk.ErrUsage, timeout)
+				return fmt.Errorf("%w: --timeout %s: want a positive duration such as 2s", client.ErrUsage, timeout)
 			}
 			addr := Plugin().DefaultAddr
 			if len(args) == 1 {
@@ -45,8 +46,8 @@ sockplay-udpecho send 127.0.0.1:12345 --timeout 500ms`,
 	}
 }
 
-func send(ctx context.Context, addr string, timeout time.Duration, stdio sdk.Stdio) error {
-	c, err := sdk.Dial(ctx, "udp", addr)
+func send(ctx context.Context, addr string, timeout time.Duration, stdio client.Stdio) error {
+	c, err := client.Dial(ctx, "udp", addr)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 )
 
 // Version is the udpecho plugin's own version.
@@ -35,7 +36,6 @@ func Plugin() sdk.Plugin {
 		Name:        "udpecho",
 		Version:     Version,
 		Summary:     "UDP echo: answers each datagram with a prefix and its payload",
-		Transport:   sdk.UDP,
 		DefaultAddr: "127.0.0.1:12345",
 		Options: []sdk.Option{
 			{Name: "prefix", Default: DefaultPrefix, Help: "put before each reply; empty makes a plain RFC 862 echo"},
@@ -45,7 +45,7 @@ func Plugin() sdk.Plugin {
 			{Name: "loop-guard", Default: "true", Help: "drop a datagram that is our last reply to its sender coming back, which ends a loop with another echo service (false: only the rate limit slows one)"},
 		},
 		UDP:      newHandler,
-		Commands: []sdk.Command{sendCommand()},
+		Commands: []client.Command{sendCommand()},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sockplay/sockplay/sdk"
+	"github.com/sockplay/sockplay/sdk/client"
 	"github.com/sockplay/sockplay/sdk/sdktest"
 )
 
@@ -187,7 +188,7 @@ func TestClient(t *testing.T) {
 	in := sdktest.Start(t, Plugin(), nil)
 	var out, errb bytes.Buffer
 	p := Plugin()
-	code := sdk.RunClient(context.Background(), &p, []string{"send", in.Addr}, sdk.Stdio{In: strings.NewReader("one\ntwo\n\nnot sent\n"), Out: &out, Err: &errb})
+	code := client.Run(context.Background(), p.Client(), []string{"send", in.Addr}, client.Stdio{In: strings.NewReader("one\ntwo\n\nnot sent\n"), Out: &out, Err: &errb})
 	if code != 0 || out.String() != "hello one\nhello two\n" {
 		t.Fatalf("exit %d, out %q, err %q", code, out.String(), errb.String())
 	}
@@ -201,7 +202,7 @@ func TestClient(t *testing.T) {
 	defer pc.Close()
 	out.Reset()
 	errb.Reset()
-	code = sdk.RunClient(context.Background(), &p, []string{"send", silent, "--timeout", "100ms"}, sdk.Stdio{In: strings.NewReader("a\nb\n"), Out: &out, Err: &errb})
+	code = client.Run(context.Background(), p.Client(), []string{"send", silent, "--timeout", "100ms"}, client.Stdio{In: strings.NewReader("a\nb\n"), Out: &out, Err: &errb})
 	if code != 1 || strings.Count(errb.String(), "within 100ms") != 2 || !strings.Contains(errb.String(), "2 of the datagrams got no reply") {
 		t.Fatalf("exit %d, err %q", code, errb.String())
 	}

@@ -19,7 +19,6 @@ func greeter() sdk.Plugin {
 	return sdk.Plugin{
 		Name:        "greeter",
 		Version:     "1.0.0",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:12399",
 		Options:     []sdk.Option{{Name: "greeting", Default: "hello", Help: "what to say"}},
 		TCP: func(cfg sdk.Config) (sdk.Handler, error) {
@@ -61,7 +60,6 @@ func ExampleInstance_DialUDP() {
 	shout := sdk.Plugin{
 		Name:        "shout",
 		Version:     "1.0.0",
-		Transport:   sdk.UDP,
 		DefaultAddr: "127.0.0.1:12398",
 		UDP: func(sdk.Config) (sdk.PacketHandler, error) {
 			return sdk.DatagramFunc(func(_ context.Context, p []byte, _ net.Addr) []byte {

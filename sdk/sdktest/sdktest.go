@@ -61,10 +61,9 @@ func Configure(t testing.TB, p sdk.Plugin, options map[string]string) error {
 	if err != nil {
 		return err
 	}
-	switch p.Transport {
-	case sdk.UDP:
+	if p.UDP != nil {
 		_, err = p.UDP(cfg)
-	default:
+	} else {
 		_, err = p.TCP(cfg)
 	}
 	return err
@@ -80,8 +79,8 @@ func start(t testing.TB, p sdk.Plugin, options map[string]string) (*Instance, er
 		return nil, err
 	}
 	in := &Instance{Config: cfg}
-	switch p.Transport {
-	case sdk.UDP:
+	switch {
+	case p.UDP != nil:
 		h, err := p.UDP(cfg)
 		if err != nil {
 			return nil, err

@@ -29,7 +29,6 @@ func upper() sdk.Plugin {
 	return sdk.Plugin{
 		Name:        "upper",
 		Version:     "0.1.0",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:12390",
 		Options: []sdk.Option{
 			{Name: "prefix", Default: "> ", Help: "what each reply starts with"},
@@ -63,7 +62,6 @@ func reverse() sdk.Plugin {
 	return sdk.Plugin{
 		Name:        "reverse",
 		Version:     "0.1.0",
-		Transport:   sdk.UDP,
 		DefaultAddr: "127.0.0.1:12391",
 		UDP: func(sdk.Config) (sdk.PacketHandler, error) {
 			return sdk.DatagramFunc(func(_ context.Context, p []byte, _ net.Addr) []byte {

@@ -32,7 +32,6 @@ func main() {
 		Name:        "panicky",
 		Version:     "0.0.1",
 		Summary:     "test plugin: line echo that misbehaves on demand",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:0",
 		TCP:         func(sdk.Config) (sdk.Handler, error) { return sdk.HandlerFunc(serve), nil },
 	})

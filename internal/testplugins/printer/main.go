@@ -20,7 +20,6 @@ func main() {
 		Name:        "printer",
 		Version:     "0.0.1",
 		Summary:     "test plugin: prints to stdout and stderr",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:0",
 		TCP: func(sdk.Config) (sdk.Handler, error) {
 			return sdk.HandlerFunc(func(_ context.Context, c net.Conn) {

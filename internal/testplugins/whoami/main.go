@@ -21,7 +21,6 @@ func main() {
 		Name:        "whoami",
 		Version:     "0.0.1",
 		Summary:     "test plugin: tells each client its address, then echoes lines",
-		Transport:   sdk.TCP,
 		DefaultAddr: "127.0.0.1:0",
 		TCP:         func(sdk.Config) (sdk.Handler, error) { return sdk.HandlerFunc(serve), nil },
 	})

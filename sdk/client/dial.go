@@ -1,4 +1,4 @@
-package sdk
+package client
 
 import (
 	"context"
@@ -11,7 +11,7 @@ const DialTimeout = 5 * time.Second
 
 // Dial connects a plugin's client command to addr ("tcp" or "udp"). The
 // attempt gives up after DialTimeout, and the connection is closed when ctx
-// is cancelled, so that Ctrl-C (which cancels the context Main gives Client)
+// is cancelled, so that Ctrl-C (which cancels the context sdk.Main gives Run, and so a Command's Run)
 // ends a read that waits for the server. The connection keeps its concrete
 // type (*net.TCPConn, *net.UDPConn).
 func Dial(ctx context.Context, network, addr string) (net.Conn, error) {

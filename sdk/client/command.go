@@ -1,13 +1,11 @@
-package sdk
+package client
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
+	"io"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -16,6 +14,17 @@ import (
 	"github.com/sockplay/sockplay/sdk/protocol"
 )
 
+// Stdio is where a client command reads and writes.
+type Stdio struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// ErrUsage, returned (or wrapped) by a Command's Run, makes the command line
+// print the error and a hint to --help, and exit with status 2.
+var ErrUsage = errors.New("usage")
+
 // Command is one client subcommand of a plugin binary run by hand:
 // `sockplay-NAME COMMAND [flags] [ARGS]`. Flags may come anywhere on the
 // line; `sockplay-NAME COMMAND --help` prints its help and exits 0.
@@ -23,15 +32,15 @@ import (
 // Flags and Run usually share variables of the function that builds the
 // Command:
 //
-//	func sendCommand() sdk.Command {
+//	func sendCommand() client.Command {
 //		var timeout time.Duration
-//		return sdk.Command{
+//		return client.Command{
 //			Name: "send", Args: "[ADDR]", MaxArgs: 1,
 //			Summary: "send stdin lines as datagrams, print the replies",
 //			Flags: func(fs *pflag.FlagSet) {
 //				fs.DurationVar(&timeout, "timeout", 2*time.Second, "wait `D` for each reply")
 //			},
-//			Run: func(ctx context.Context, args []string, stdio sdk.Stdio) error { ... },
+//			Run: func(ctx context.Context, args []string, stdio client.Stdio) error { ... },
 //		}
 //	}
 type Command struct {
@@ -60,49 +69,53 @@ type Command struct {
 	Run func(ctx context.Context, args []string, stdio Stdio) error
 }
 
-// Exit statuses of a client command line (package sdk/cmdline, which the
-// host's command line shares).
-const (
-	ExitOK    = cmdline.ExitOK
-	ExitError = cmdline.ExitError
-	ExitUsage = cmdline.ExitUsage
-)
-
 type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
-// clientMain runs p's command line with the process's arguments and
-// standard streams, and exits.
-func clientMain(p *Plugin) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := RunClient(ctx, p, os.Args[1:], Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
-	stop()
-	os.Exit(code)
+// Program is the command line of a plugin binary run by hand,
+// `sockplay-NAME COMMAND ...`. sdk.Plugin's Client method makes it from the
+// plugin's description.
+type Program struct {
+	// Name is the plugin's name: the program is sockplay-Name.
+	Name string
+	// Version is the plugin's version, printed by --version.
+	Version string
+	// Summary is one line about what the plugin serves.
+	Summary string
+	// Serving is the paragraph --help ends its description with: how the
+	// host serves the plugin (its transport, default address and options).
+	Serving string
+	// Commands are the subcommands. Without any, --help says so and Run
+	// with no arguments says how the host serves the plugin.
+	Commands []Command
 }
 
-// RunClient runs p's command line with args and returns the exit status:
-// 0, 1 for an error, 2 for a usage error. Main calls it; tests call it to run
-// a client in-process.
-func RunClient(ctx context.Context, p *Plugin, args []string, stdio Stdio) int {
+// Run runs prog's command line with args (without the program's name) and
+// returns the exit status: cmdline.ExitOK, cmdline.ExitError for an error
+// (printed as one line on stdio.Err), cmdline.ExitUsage for a usage error
+// (one line and a pointer to --help). --help, -h, help and --version are
+// answered here. sdk.Main calls it with a context that SIGINT and SIGTERM
+// cancel; tests call it to run a client in-process.
+func Run(ctx context.Context, p Program, args []string, stdio Stdio) int {
 	prog := "sockplay-" + p.Name
 	root := rootCommand(p, stdio)
 	if len(args) == 0 {
 		if len(p.Commands) == 0 {
 			fmt.Fprintf(stdio.Err, "%s: this plugin has no client commands; it is served by the host (sockplay serve --enable %s)\n", prog, p.Name)
-			return ExitUsage
+			return cmdline.ExitUsage
 		}
 		root.InitDefaultHelpCmd()
 		root.InitDefaultHelpFlag()
 		root.InitDefaultVersionFlag()
 		root.SetOut(stdio.Err)
 		_ = root.Help()
-		return ExitUsage
+		return cmdline.ExitUsage
 	}
 	root.SetArgs(cmdline.NormalizeArgs(args))
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
-		return ExitOK
+		return cmdline.ExitOK
 	}
 	var ue usageError
 	// cobra's own argument errors ("unknown command ...") are not typed.
@@ -112,13 +125,13 @@ func RunClient(ctx context.Context, p *Plugin, args []string, stdio Stdio) int {
 			msg = "usage error"
 		}
 		fmt.Fprintf(stdio.Err, "%s: %s (see '%s --help')\n", prog, msg, cmd.CommandPath())
-		return ExitUsage
+		return cmdline.ExitUsage
 	}
 	fmt.Fprintf(stdio.Err, "%s: %v\n", prog, err)
-	return ExitError
+	return cmdline.ExitError
 }
 
-func rootCommand(p *Plugin, stdio Stdio) *cobra.Command {
+func rootCommand(p Program, stdio Stdio) *cobra.Command {
 	prog := "sockplay-" + p.Name
 	root := &cobra.Command{
 		Use:     prog,
@@ -149,7 +162,7 @@ func rootCommand(p *Plugin, stdio Stdio) *cobra.Command {
 	return root
 }
 
-func rootHelp(p *Plugin) string {
+func rootHelp(p Program) string {
 	var b strings.Builder
 	prog := "sockplay-" + p.Name
 	fmt.Fprintf(&b, "%s %s: %s\n\n", prog, p.Version, p.Summary)
@@ -158,13 +171,7 @@ func rootHelp(p *Plugin) string {
 	} else {
 		fmt.Fprintf(&b, "%s has no client commands: it is a plugin, served by the host.\n", prog)
 	}
-	fmt.Fprintf(&b, "Served by the host (sockplay serve --enable %s) on %s %s by default.", p.Name, strings.ToUpper(string(p.Transport)), p.DefaultAddr)
-	if len(p.Options) > 0 {
-		fmt.Fprintf(&b, "\n\nOptions, set with sockplay serve --set %s.KEY=VALUE:\n", p.Name)
-		for _, o := range p.Options {
-			fmt.Fprintf(&b, "  %-14s %s (default %q)\n", o.Name, o.Help, o.Default)
-		}
-	}
+	b.WriteString(p.Serving)
 	return strings.TrimRight(b.String(), "\n")
 }
 
