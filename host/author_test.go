@@ -523,15 +523,15 @@ func TestCrashAfterRebuild(t *testing.T) {
 	h.Stop(15 * time.Second)
 }
 
-// Printing to stdout, the student's first debugging tool: a Go plugin that
-// prints before sdk.Main starts and serves, and what it prints, before and
-// in its handler, reaches the host's log under its name, as do plain stderr
-// lines. A program that is not a plugin and prints on stdout where the
-// handshake belongs gets a start error quoting what it printed.
+// Printing to stdout, the student's first debugging tool: what a Go plugin
+// prints while configured and in its handler reaches the host's log under
+// its name, as do plain stderr lines. What it prints before sdk.Main, which
+// the SDK does not guard, and what a program that is not a plugin prints
+// where the handshake belongs, get a start error quoting it.
 func TestPrintedBeforeHandshake(t *testing.T) {
 	t.Run("go plugin", func(t *testing.T) {
 		h := e2e.Start(t, e2e.Config{Enable: []string{"printer"}})
-		h.WaitLog(`sockplay.printer: printer: printed before sdk.Main: stream=stdout`, 10*time.Second)
+		h.WaitLog(`sockplay.printer: printer: printed while configuring: stream=stdout`, 10*time.Second)
 		c := dial(t, h.Addr("printer"))
 		b, err := io.ReadAll(c)
 		if err != nil || string(b) != "ok\n" {
@@ -540,6 +540,16 @@ func TestPrintedBeforeHandshake(t *testing.T) {
 		h.WaitLog(`sockplay.printer: printer: printed by the handler: stream=stdout`, 10*time.Second)
 		h.WaitLog(`sockplay.printer: printer: a plain stderr line: stream=stderr`, 10*time.Second)
 		h.Stop(15 * time.Second)
+	})
+	t.Run("go plugin printing before sdk.Main", func(t *testing.T) {
+		dir := t.TempDir()
+		t.Setenv("SOCKPLAY_PRINTER_EARLY", "1")
+		_, stderr, code := e2e.Run(t, "serve", "--plugin-dir", e2e.PluginDir(t, "printer"), "--enable", "printer",
+			"--listen", "printer=127.0.0.1:0", "--status-file", filepath.Join(dir, "status.json"))
+		want := `sockplay: plugin printer: not a sockplay plugin: it printed "printer: printed before sdk.Main" on stdout, where its go-plugin handshake line belongs (is it built with sdk.Main? A Go plugin must print nothing on stdout before sdk.Main`
+		if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, want) {
+			t.Fatalf("exit %d, stderr %q; want one line starting %q", code, stderr, want)
+		}
 	})
 	t.Run("not a plugin", func(t *testing.T) {
 		dir := t.TempDir()

@@ -42,8 +42,11 @@
 //
 // What a plugin prints reaches the host's log under the plugin's name: its
 // Config.Logger lines at their level, plain lines on stderr, and what it
-// prints on stdout, even before Main (the SDK keeps standard output clear for
-// go-plugin's handshake line until Main has written it).
+// prints on stdout from Main on (Main keeps standard output clear for
+// go-plugin's handshake line until it has written it). Importing the package
+// has no side effect, and output printed before Main (in an init, say) is not
+// guarded: it comes first on stdout, where the host reads the handshake, and
+// the host refuses the binary as not a plugin, quoting the line.
 //
 // `sockplay new NAME` writes a new plugin ready to build and test, and
 // `sockplay dev NAME` builds it, serves it, and rebuilds and reloads it on

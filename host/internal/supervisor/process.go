@@ -204,7 +204,7 @@ func (p *Process) startError(err error) error {
 			}
 			return errors.New("exited before its handshake, saying nothing")
 		}
-		return fmt.Errorf("not a sockplay plugin: it printed %q on stdout, where its go-plugin handshake line belongs (is it built with sdk.Main? The SDK keeps what a plugin prints off that line; a program without it must print nothing before its handshake)", hs)
+		return fmt.Errorf("not a sockplay plugin: it printed %q on stdout, where its go-plugin handshake line belongs (is it built with sdk.Main? A Go plugin must print nothing on stdout before sdk.Main, which keeps what is printed after it off that line; a program without the SDK nothing before its handshake)", hs)
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
 		return fmt.Errorf("binary changed while it was being started (SHA-256 mismatch)")
 	}

@@ -1,7 +1,9 @@
 // Command sockplay-printer is a test plugin that does what a student does
-// when debugging: it prints to stdout before sdk.Main, and its handler
-// prints to stdout and writes a plain line to stderr. Each connection gets
-// "ok" and is closed.
+// when debugging: it prints to stdout while the host configures it (its TCP
+// handler constructor), and its handler prints to stdout and writes a plain
+// line to stderr. Each connection gets "ok" and is closed. With
+// SOCKPLAY_PRINTER_EARLY=1 in its environment it also prints before sdk.Main,
+// which the SDK does not guard: the host refuses it as not a plugin.
 package main
 
 import (
@@ -15,13 +17,16 @@ import (
 )
 
 func main() {
-	fmt.Println("printer: printed before sdk.Main")
+	if os.Getenv("SOCKPLAY_PRINTER_EARLY") == "1" {
+		fmt.Println("printer: printed before sdk.Main")
+	}
 	sdk.Main(sdk.Plugin{
 		Name:        "printer",
 		Version:     "0.0.1",
 		Summary:     "test plugin: prints to stdout and stderr",
 		DefaultAddr: "127.0.0.1:0",
 		TCP: func(sdk.Config) (sdk.Handler, error) {
+			fmt.Println("printer: printed while configuring")
 			return sdk.HandlerFunc(func(_ context.Context, c net.Conn) {
 				fmt.Println("printer: printed by the handler")
 				fmt.Fprintln(os.Stderr, "printer: a plain stderr line")
