@@ -35,10 +35,18 @@
 // retries temporary accept errors such as EMFILE with a back-off of 5 ms
 // doubling to 1 s, as net/http does, and logs them at most once a second.
 //
+// The plugin's transport follows from the handler constructor it sets: TCP
+// (a Handler per connection) or UDP (a PacketHandler per socket).
+//
 // Run by hand, the same binary is the protocol's client: Main runs the
-// Plugin.Commands the command line names, and answers --help and --version
-// itself. Commands are optional: a plugin without any says so in its --help,
-// and the host serves it all the same.
+// Plugin.Commands the command line names (package sdk/client), and answers
+// --help and --version itself. Commands are optional: a plugin without any
+// says so in its --help, and the host serves it all the same. Package
+// sdk/escape prints what a server sent without letting it drive the terminal.
+//
+// Server and PacketServer, which the runtime serves the host's sockets with,
+// have net/http's lifecycle: Serve blocks until the server stops and then
+// returns ErrServerClosed, Shutdown(ctx) drains, Close stops at once.
 //
 // What a plugin prints reaches the host's log under the plugin's name: its
 // Config.Logger lines at their level, plain lines on stderr, and what it

@@ -290,11 +290,13 @@ func TestEventsDatagrams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Serve(pc)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(pc) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		_ = srv.Shutdown(ctx)
+		<-served
 	})
 	f := stream(t, q)
 	c, err := net.Dial("udp", pc.LocalAddr().String())

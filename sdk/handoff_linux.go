@@ -18,6 +18,7 @@ import (
 
 	"github.com/sockplay/sockplay/sdk/protocol"
 	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
+	"github.com/sockplay/sockplay/sdk/protocol/plog"
 )
 
 // startHandoff starts receiving what the host hands over on the handoff
@@ -48,7 +49,7 @@ func startHandoff(rt *runtime) error {
 // once, and at once those it could not take for want of a descriptor, which
 // the host keeps and sends again.
 func (rt *runtime) receive(r *fdpass.Receiver, answer *answerer) {
-	var outOfFDs LogLimiter
+	var outOfFDs plog.Limiter
 	for {
 		batch, err := r.Recv()
 		if err != nil && !(errors.Is(err, fdpass.ErrTruncated) && batch != nil) {

@@ -71,7 +71,8 @@ func logFrom(ctx context.Context) hclog.Logger {
 
 // PacketServer runs a PacketHandler on one or more UDP sockets. A handler that
 // panics is logged and started again on the same socket, so one bad datagram
-// costs only itself.
+// costs only itself. Its lifecycle is Server's: Serve(pc) blocks,
+// Shutdown(ctx) drains, Close stops at once.
 type PacketServer struct {
 	handler PacketHandler
 	log     hclog.Logger
@@ -84,9 +85,12 @@ type PacketServer struct {
 	mu      sync.Mutex
 	pcs     []net.PacketConn
 	closed  bool
-	running int // handler goroutines not yet returned
+	cut     bool // cutOff has run
+	running int  // handlers not yet returned
 	wg      sync.WaitGroup
 	panics  uint64
+	total   uint64
+	forced  uint64
 
 	// events, when set, counts the datagrams (and traces them).
 	events *eventQueue
@@ -101,14 +105,16 @@ func NewPacketServer(h PacketHandler, log hclog.Logger) *PacketServer {
 	return &PacketServer{handler: h, log: log, ctx: ctx, cancel: cancel}
 }
 
-// Serve runs the handler on pc in a new goroutine and returns at once. The
-// server closes pc on Shutdown.
-func (s *PacketServer) Serve(pc net.PacketConn) {
+// Serve runs the handler on pc, again after each panic (10 ms later), and
+// blocks until Shutdown or Close, when it returns ErrServerClosed, or until
+// the handler returns by itself, when it returns nil. The server closes pc on
+// Shutdown or Close; after them Serve closes pc at once.
+func (s *PacketServer) Serve(pc net.PacketConn) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		pc.Close()
-		return
+		return ErrServerClosed
 	}
 	s.pcs = append(s.pcs, pc)
 	if s.events != nil {
@@ -119,21 +125,25 @@ func (s *PacketServer) Serve(pc net.PacketConn) {
 		pc = s.gate.PacketConn(pc)
 	}
 	s.running++
+	s.total++
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			s.running--
-			s.mu.Unlock()
-		}()
-		for s.ctx.Err() == nil && !s.runOnce(pc) {
-			select { // a handler that panics at once must not spin
-			case <-time.After(10 * time.Millisecond):
-			case <-s.ctx.Done():
-			}
-		}
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		s.running--
+		s.mu.Unlock()
 	}()
+	for s.ctx.Err() == nil && !s.runOnce(pc) {
+		select { // a handler that panics at once must not spin
+		case <-time.After(10 * time.Millisecond):
+		case <-s.ctx.Done():
+		}
+	}
+	if s.ctx.Err() != nil {
+		return ErrServerClosed
+	}
+	return nil
 }
 
 // runOnce runs the handler and reports whether it returned normally.
@@ -150,15 +160,13 @@ func (s *PacketServer) runOnce(pc net.PacketConn) (ok bool) {
 	return true
 }
 
-// Shutdown cancels the handlers' context, wakes their reads, and waits for them
-// until ctx is done; then it closes the sockets. It returns how many handlers
-// were still running at the deadline.
-func (s *PacketServer) Shutdown(ctx context.Context) int {
-	s.mu.Lock()
-	s.closed = true
-	pcs := s.pcs
-	s.mu.Unlock()
-	s.cancel()
+// Shutdown cancels the handlers' context, wakes their reads, and waits for
+// them until ctx is done; then it closes the sockets, and waits for the
+// handlers still running. It returns nil when every handler returned in
+// time, or ctx's error when some were still running at the deadline;
+// Stats().Forced counts them.
+func (s *PacketServer) Shutdown(ctx context.Context) error {
+	pcs := s.refuse()
 	for _, pc := range pcs {
 		_ = pc.SetReadDeadline(time.Now())
 	}
@@ -168,20 +176,58 @@ func (s *PacketServer) Shutdown(ctx context.Context) int {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		s.mu.Lock()
-		forced = s.running
-		s.mu.Unlock()
+		forced = s.cutOff()
 	}
 	for _, pc := range pcs {
 		pc.Close()
 	}
 	<-done
-	return forced
+	if forced == 0 {
+		return nil
+	}
+	return ctx.Err()
 }
 
-// Panics returns how many times a handler panicked.
-func (s *PacketServer) Panics() uint64 {
+// Close cancels the handlers' context and closes the sockets at once,
+// without waiting for the handlers (Shutdown waits). The handlers still
+// running count in Stats().Forced. It returns nil.
+func (s *PacketServer) Close() error {
+	pcs := s.refuse()
+	s.cutOff()
+	for _, pc := range pcs {
+		pc.Close()
+	}
+	return nil
+}
+
+// refuse makes Serve refuse new sockets, cancels the handlers' context and
+// returns the sockets served.
+func (s *PacketServer) refuse() []net.PacketConn {
+	s.mu.Lock()
+	s.closed = true
+	pcs := s.pcs
+	s.mu.Unlock()
+	s.cancel()
+	return pcs
+}
+
+// cutOff counts the handlers still running as forced and returns how many;
+// after refuse none starts, so only its first call counts.
+func (s *PacketServer) cutOff() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.panics
+	if s.cut {
+		return 0
+	}
+	s.cut = true
+	s.forced += uint64(s.running)
+	return s.running
+}
+
+// Stats returns the server's counters: Active the handlers running, Total
+// the sockets served, Panics, and Forced.
+func (s *PacketServer) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Active: int64(s.running), Total: s.total, Panics: s.panics, Forced: s.forced}
 }

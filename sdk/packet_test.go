@@ -39,13 +39,25 @@ func dialUDP(t *testing.T, addr net.Addr) net.Conn {
 func servePackets(t *testing.T, h sdk.PacketHandler, pc net.PacketConn) *sdk.PacketServer {
 	t.Helper()
 	srv := sdk.NewPacketServer(h, sdktest.Logger(t, "demo"))
-	srv.Serve(pc)
+	served := goServe(srv, pc)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		srv.Shutdown(ctx)
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := recv(t, "Serve to return", served); !errors.Is(err, sdk.ErrServerClosed) {
+			t.Errorf("Serve after Shutdown: %v, want ErrServerClosed", err)
+		}
 	})
 	return srv
+}
+
+// goServe runs srv.Serve(pc) on a goroutine; its error comes on the channel.
+func goServe(srv *sdk.PacketServer, pc net.PacketConn) <-chan error {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(pc) }()
+	return served
 }
 
 // replyFor is the test's DatagramFunc: "none" gets no reply, "empty" an empty
@@ -104,8 +116,8 @@ func TestDatagramFunc(t *testing.T) {
 			exchange(t, dialUDP(t, pc.LocalAddr()), tc.send, tc.want)
 			// DatagramFunc recovers its own panics: the PacketHandler
 			// never panicked.
-			if got := srv.Panics(); got != tc.panics {
-				t.Fatalf("Panics() = %d, want %d", got, tc.panics)
+			if got := srv.Stats().Panics; got != tc.panics {
+				t.Fatalf("Stats().Panics = %d, want %d", got, tc.panics)
 			}
 		})
 	}
@@ -136,8 +148,8 @@ func TestPacketHandlerPanicRestarts(t *testing.T) {
 	// The datagram after the crash waits in the socket for the restarted
 	// handler.
 	exchange(t, c, []string{"crash", "b"}, []string{"re:b"})
-	if got := srv.Panics(); got != 2 {
-		t.Errorf("Panics() = %d, want 2", got)
+	if got := srv.Stats().Panics; got != 2 {
+		t.Errorf("Stats().Panics = %d, want 2", got)
 	}
 	if got := runs.Load(); got != 3 {
 		t.Errorf("handler ran %d times, want 3", got)
@@ -148,16 +160,22 @@ func TestPacketServerShutdown(t *testing.T) {
 	t.Run("handler returns", func(t *testing.T) {
 		pc := listenUDP(t)
 		srv := sdk.NewPacketServer(sdk.DatagramFunc(replyFor), nil)
-		srv.Serve(pc)
+		served := goServe(srv, pc)
 		exchange(t, dialUDP(t, pc.LocalAddr()), []string{"x"}, []string{"re:x"})
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		start := time.Now()
-		if forced := srv.Shutdown(ctx); forced != 0 {
-			t.Errorf("Shutdown forced %d, want 0", forced)
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v, want nil", err)
 		}
 		if took := time.Since(start); took > time.Second {
 			t.Errorf("Shutdown took %s", took)
+		}
+		if err := recv(t, "Serve to return", served); !errors.Is(err, sdk.ErrServerClosed) {
+			t.Errorf("Serve: %v, want ErrServerClosed", err)
+		}
+		if st := srv.Stats(); st.Forced != 0 || st.Active != 0 || st.Total != 1 {
+			t.Errorf("Stats after Shutdown: %+v, want Forced 0, Active 0, Total 1", st)
 		}
 		if _, err := pc.WriteTo([]byte("x"), pc.LocalAddr()); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("socket after Shutdown: write: %v, want net.ErrClosed", err)
@@ -166,32 +184,21 @@ func TestPacketServerShutdown(t *testing.T) {
 
 	t.Run("stubborn handler", func(t *testing.T) {
 		quick, slow := listenUDP(t), listenUDP(t)
-		started, quickDone := make(chan struct{}, 1), make(chan struct{})
-		// It returns at once on quick; on slow it ignores ctx and undoes
-		// the deadline Shutdown sets, until the socket is closed.
-		h := sdk.PacketHandlerFunc(func(ctx context.Context, pc net.PacketConn) {
-			if pc == quick {
-				close(quickDone)
-				return
-			}
-			started <- struct{}{}
-			buf := make([]byte, 64)
-			for range 1000 {
-				_ = pc.SetReadDeadline(time.Now().Add(timeout))
-				if _, _, err := pc.ReadFrom(buf); errors.Is(err, net.ErrClosed) {
-					return
-				}
-			}
-		})
-		srv := sdk.NewPacketServer(h, sdktest.Logger(t, "demo"))
-		srv.Serve(quick)
-		srv.Serve(slow)
-		recv(t, "handler on quick", quickDone)
+		srv, started, quickServed, slowServed := serveStubborn(t, quick, slow)
 		recv(t, "handler on slow", started)
+		if err := recv(t, "Serve(quick) to return", quickServed); err != nil {
+			t.Errorf("Serve(quick), whose handler returned by itself: %v, want nil", err)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		if forced := srv.Shutdown(ctx); forced != 1 {
-			t.Errorf("Shutdown forced %d, want 1 (only the handler on slow was still running)", forced)
+		if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Shutdown: %v, want context.DeadlineExceeded", err)
+		}
+		if st := srv.Stats(); st.Forced != 1 {
+			t.Errorf("Stats().Forced = %d, want 1 (only the handler on slow was still running)", st.Forced)
+		}
+		if err := recv(t, "Serve(slow) to return", slowServed); !errors.Is(err, sdk.ErrServerClosed) {
+			t.Errorf("Serve(slow): %v, want ErrServerClosed", err)
 		}
 		if _, err := slow.WriteTo([]byte("x"), slow.LocalAddr()); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("socket after Shutdown: write: %v, want net.ErrClosed", err)
@@ -201,9 +208,13 @@ func TestPacketServerShutdown(t *testing.T) {
 	t.Run("serve after shutdown", func(t *testing.T) {
 		var ran atomic.Bool
 		srv := sdk.NewPacketServer(sdk.PacketHandlerFunc(func(context.Context, net.PacketConn) { ran.Store(true) }), nil)
-		srv.Shutdown(context.Background())
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown of an idle server: %v", err)
+		}
 		pc := listenUDP(t)
-		srv.Serve(pc)
+		if err := srv.Serve(pc); !errors.Is(err, sdk.ErrServerClosed) {
+			t.Errorf("Serve after Shutdown: %v, want ErrServerClosed", err)
+		}
 		if _, err := pc.WriteTo([]byte("x"), pc.LocalAddr()); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("socket served after Shutdown: write: %v, want net.ErrClosed", err)
 		}
@@ -221,16 +232,66 @@ func TestPacketServerShutdown(t *testing.T) {
 			<-ctx.Done()
 			got <- ctx.Err()
 		}), nil)
-		srv.Serve(pc)
-		// A handler whose goroutine has not started by Shutdown never runs.
+		served := goServe(srv, pc)
 		recv(t, "the handler to start", started)
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		if forced := srv.Shutdown(ctx); forced != 0 {
-			t.Errorf("Shutdown forced %d, want 0", forced)
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v, want nil", err)
 		}
 		if err := recv(t, "the handler", got); !errors.Is(err, context.Canceled) {
 			t.Errorf("handler ctx: %v, want context.Canceled", err)
 		}
+		if err := recv(t, "Serve to return", served); !errors.Is(err, sdk.ErrServerClosed) {
+			t.Errorf("Serve: %v, want ErrServerClosed", err)
+		}
 	})
+}
+
+// Close closes the sockets at once, without waiting for a handler that
+// ignores its context; Serve returns once that handler sees its socket
+// closed.
+func TestPacketServerClose(t *testing.T) {
+	quick, slow := listenUDP(t), listenUDP(t)
+	srv, started, quickServed, slowServed := serveStubborn(t, quick, slow)
+	recv(t, "handler on slow", started)
+	recv(t, "Serve(quick) to return", quickServed)
+	if err := srv.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := recv(t, "Serve(slow) to return", slowServed); !errors.Is(err, sdk.ErrServerClosed) {
+		t.Errorf("Serve(slow) after Close: %v, want ErrServerClosed", err)
+	}
+	if _, err := slow.WriteTo([]byte("x"), slow.LocalAddr()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("socket after Close: write: %v, want net.ErrClosed", err)
+	}
+	_ = srv.Close()
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown after Close: %v, want nil", err)
+	}
+	if st := srv.Stats(); st.Forced != 1 || st.Active != 0 {
+		t.Errorf("Stats after Close: %+v, want Forced 1 (counted once), Active 0", st)
+	}
+}
+
+// serveStubborn serves quick and slow with a handler that returns at once
+// on quick; on slow it signals started, ignores ctx and undoes the deadline
+// Shutdown sets, until the socket is closed.
+func serveStubborn(t *testing.T, quick, slow net.PacketConn) (srv *sdk.PacketServer, started chan struct{}, quickServed, slowServed <-chan error) {
+	started = make(chan struct{}, 1)
+	h := sdk.PacketHandlerFunc(func(ctx context.Context, pc net.PacketConn) {
+		if pc == quick {
+			return
+		}
+		started <- struct{}{}
+		buf := make([]byte, 64)
+		for range 1000 {
+			_ = pc.SetReadDeadline(time.Now().Add(timeout))
+			if _, _, err := pc.ReadFrom(buf); errors.Is(err, net.ErrClosed) {
+				return
+			}
+		}
+	})
+	srv = sdk.NewPacketServer(h, sdktest.Logger(t, "demo"))
+	return srv, started, goServe(srv, quick), goServe(srv, slow)
 }

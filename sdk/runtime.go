@@ -195,7 +195,7 @@ func (rt *runtime) Stats(context.Context, *protocol.StatsRequest) (*protocol.Sta
 	srv, psrv := rt.servers()
 	batches := rt.batches.Load()
 	if psrv != nil {
-		return &protocol.StatsResponse{Panics: psrv.Panics(), HandoffBatches: batches}, nil
+		return &protocol.StatsResponse{Panics: psrv.Stats().Panics, HandoffBatches: batches}, nil
 	}
 	if srv == nil {
 		return &protocol.StatsResponse{HandoffBatches: batches}, nil
@@ -213,12 +213,20 @@ func (rt *runtime) Drain(ctx context.Context, req *protocol.DrainRequest) (*prot
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.GetTimeoutMs())*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	forced := 0
+	var servers []drainer
 	if srv != nil {
-		forced += srv.Shutdown(ctx)
+		servers = append(servers, srv)
 	}
 	if psrv != nil {
-		forced += psrv.Shutdown(ctx)
+		servers = append(servers, psrv)
+	}
+	var forced uint64
+	for _, s := range servers {
+		before := s.Stats().Forced
+		// Shutdown's error says only that it had to force: the count is
+		// what the host wants.
+		_ = s.Shutdown(ctx)
+		forced += s.Stats().Forced - before
 	}
 	if rt.events != nil {
 		// The events of the connections the drain ended reach the host
@@ -228,7 +236,13 @@ func (rt *runtime) Drain(ctx context.Context, req *protocol.DrainRequest) (*prot
 		cancel()
 	}
 	rt.log.Info("drained", "forced", forced, "took", time.Since(start).Round(time.Millisecond).String())
-	return &protocol.DrainResponse{Forced: uint64(forced)}, nil
+	return &protocol.DrainResponse{Forced: forced}, nil
+}
+
+// drainer is what Drain needs of a Server or a PacketServer.
+type drainer interface {
+	Shutdown(ctx context.Context) error
+	Stats() Stats
 }
 
 func (rt *runtime) servers() (*Server, *PacketServer) {
@@ -252,7 +266,9 @@ func (rt *runtime) accept(srv *Server, psrv *PacketServer, h fdpass.Handoff) {
 			rt.log.Error("handed-off UDP socket", "error", err)
 			return
 		}
-		psrv.Serve(pc)
+		// Serve blocks until Drain's Shutdown (which waits for its handler)
+		// or its handler returns; the handoff loop goes on meanwhile.
+		go func() { _ = psrv.Serve(pc) }()
 	case h.Kind == fdpass.Listener && srv != nil:
 		// The host shares its listening socket: this process accepts.
 		ln, err := net.FileListener(h.File)

@@ -17,13 +17,19 @@ import (
 	"github.com/sockplay/sockplay/sdk/protocol/rules"
 )
 
-// ErrServerClosed is returned by Server.Serve after Shutdown.
+// ErrServerClosed is returned by Server.Serve and PacketServer.Serve after
+// Shutdown or Close.
 var ErrServerClosed = errors.New("sdk: server closed")
 
 // Server runs a Handler's connections: one goroutine each, panics recovered,
 // every connection tracked so that Shutdown can drain them. The plugin runtime
-// feeds it the connections the host hands over; package sdktest feeds it from
-// a loopback listener; Serve lets a plugin run standalone.
+// feeds it the connections the host hands over (ServeConn) or the host's
+// shared listener (Serve); package sdktest feeds it from a loopback listener.
+//
+// Its lifecycle is net/http's: Serve(l) blocks until l fails or the server
+// stops, and then returns ErrServerClosed; Shutdown(ctx) drains, waiting for
+// the handlers until ctx is done and closing the connections left; Close
+// closes everything at once. A Server is not reused after either.
 type Server struct {
 	handler Handler
 	log     hclog.Logger
@@ -44,6 +50,7 @@ type Server struct {
 	conns   map[net.Conn]bool     // true while the conn lingers
 	pending map[net.Conn]struct{} // PROXY headers being read
 	closed  bool
+	cut     bool // closeConns has run
 	wg      sync.WaitGroup
 
 	// Accept loops (Serve): Shutdown ends them first, so that a connection
@@ -52,7 +59,7 @@ type Server struct {
 	stopping  bool // under mu: Serve starts no more loops
 	accepting sync.WaitGroup
 
-	acceptLog LogLimiter
+	acceptLog plog.Limiter
 
 	// events, when set (the plugin runtime, with the Events stream on),
 	// records each connection's open and close.
@@ -63,6 +70,7 @@ type Server struct {
 	total        atomic.Uint64
 	panics       atomic.Uint64
 	acceptErrors atomic.Uint64
+	forced       atomic.Uint64
 }
 
 // The bounds of the lingering close that ends every connection: after its
@@ -245,15 +253,16 @@ const (
 	maxAcceptDelay = time.Second
 )
 
-// Serve accepts connections on l and serves each until l fails or Shutdown
-// is called, when it returns ErrServerClosed. Serve closes l.
+// Serve accepts connections on l and serves each until l fails, when it
+// returns the error, or Shutdown or Close is called, when it returns
+// ErrServerClosed. Serve closes l.
 //
 // A temporary accept error (see TemporaryAcceptError), such as EMFILE when the
 // process is at its open-file limit, does not end Serve: it waits 5 ms,
 // doubling up to 1 s while the errors go on, and tries again, as net/http's
 // Server.Serve does. The connection that could not be accepted waits in the
 // kernel's backlog meanwhile. The errors are logged at WARN at most once a
-// second (LogLimiter), each line with the count of lines suppressed before it.
+// second (plog.Limiter), each line with the count of lines suppressed before it.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.stopping {
@@ -339,14 +348,6 @@ func TemporaryAcceptError(err error) bool {
 	return false
 }
 
-// LogLimiter lets a repeated log line through at most once per Every (1 s
-// when zero) and counts the ones it holds back (see plog.Limiter):
-//
-//	if ok, suppressed := lim.Allow(time.Now()); ok {
-//		log.Warn("accept failed", "error", err, "suppressed", suppressed)
-//	}
-type LogLimiter = plog.Limiter
-
 func (s *Server) isStopping() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -359,9 +360,43 @@ func (s *Server) isStopping() bool {
 // connections not yet accepted wait for that process); then it cancels the
 // handlers' context, refuses new connections, waits until every handler has
 // returned or ctx is done, and then closes the connections still open and
-// waits for their handlers. It returns how many it had to close. Once
-// Shutdown has begun, connections close without lingering.
-func (s *Server) Shutdown(ctx context.Context) int {
+// waits for their handlers. Once Shutdown has begun, connections close
+// without lingering.
+//
+// It returns nil when every handler returned in time, or ctx's error when it
+// had to close connections; Stats().Forced counts them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopAccepting()
+	s.refuse()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	forced := s.closeConns()
+	<-done
+	if forced == 0 {
+		return nil
+	}
+	return ctx.Err()
+}
+
+// Close stops the server at once: it closes the listeners of Serve, cancels
+// the handlers' context and closes every connection, without waiting for the
+// handlers to return (Shutdown waits). The connections it closes count in
+// Stats().Forced. It returns nil.
+func (s *Server) Close() error {
+	s.stopAccepting()
+	s.refuse()
+	s.closeConns()
+	return nil
+}
+
+// stopAccepting closes the listeners of Serve and waits for their accept
+// loops: a connection an accept returned has reached ServeConn by then.
+func (s *Server) stopAccepting() {
 	s.mu.Lock()
 	s.stopping = true
 	for l := range s.listeners {
@@ -369,7 +404,12 @@ func (s *Server) Shutdown(ctx context.Context) int {
 	}
 	s.mu.Unlock()
 	s.accepting.Wait()
+}
 
+// refuse makes the server refuse new connections, cuts the lingering closes
+// short, closes the connections still sending a PROXY header and cancels
+// the handlers' context.
+func (s *Server) refuse() {
 	s.mu.Lock()
 	s.closed = true
 	for c, lingering := range s.conns {
@@ -382,36 +422,44 @@ func (s *Server) Shutdown(ctx context.Context) int {
 	}
 	s.mu.Unlock()
 	s.cancel()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return 0
-	case <-ctx.Done():
-	}
+}
+
+// closeConns closes the connections still open and returns how many; after
+// refuse no connection is added, so only its first call finds any to count.
+func (s *Server) closeConns() int {
 	s.mu.Lock()
-	forced := len(s.conns)
+	defer s.mu.Unlock()
+	if s.cut {
+		return 0
+	}
+	s.cut = true
 	for c := range s.conns {
 		c.Close()
 	}
-	s.mu.Unlock()
-	<-done
-	return forced
+	s.forced.Add(uint64(len(s.conns)))
+	return len(s.conns)
 }
 
-// Stats are a server's counters. Active counts the connections whose
-// handler runs or that linger before closing.
+// Stats are a server's counters.
 type Stats struct {
-	Active       int64
-	Total        uint64
-	Panics       uint64
-	AcceptErrors uint64 // temporary accept errors Serve retried
+	// Active counts a Server's connections whose handler runs or that
+	// linger before closing; a PacketServer's handlers running.
+	Active int64
+	// Total counts the connections served (a PacketServer: the sockets).
+	Total uint64
+	// Panics counts the handlers that panicked.
+	Panics uint64
+	// AcceptErrors counts the temporary accept errors Serve retried.
+	AcceptErrors uint64
+	// Forced counts the connections (a PacketServer: the running handlers)
+	// that Shutdown's deadline or Close cut off.
+	Forced uint64
 }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
 	return Stats{Active: s.active.Load(), Total: s.total.Load(), Panics: s.panics.Load(),
-		AcceptErrors: s.acceptErrors.Load()}
+		AcceptErrors: s.acceptErrors.Load(), Forced: s.forced.Load()}
 }
 
 func addrString(a net.Addr) string {

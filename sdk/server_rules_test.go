@@ -65,8 +65,8 @@ func TestServerRules(t *testing.T) {
 	if got := read(dial("127.0.0.5")); got != "127.0.0.5\n" {
 		t.Fatalf("read %q", got)
 	}
-	if forced := srv.Shutdown(ctx); forced != 0 {
-		t.Fatalf("Shutdown forced %d connections; a header being read is no handler's", forced)
+	if err := srv.Shutdown(ctx); err != nil || srv.Stats().Forced != 0 {
+		t.Fatalf("Shutdown: %v, forced %d connections; a header being read is no handler's", err, srv.Stats().Forced)
 	}
 	if got := read(late); got != "" {
 		t.Fatalf("the proxy's connection read %q", got)

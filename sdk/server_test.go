@@ -44,7 +44,7 @@ func serve(t *testing.T, srv *sdk.Server) (addr string, served <-chan error) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		srv.Shutdown(ctx)
+		_ = srv.Shutdown(ctx) // a test that wants its error calls it first
 		select {
 		case <-finished:
 		case <-time.After(timeout):
@@ -197,11 +197,14 @@ func TestServerShutdownDrains(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), tc.wait)
 			defer cancel()
 			start := time.Now()
-			forced := srv.Shutdown(ctx)
+			err := srv.Shutdown(ctx)
 			took := time.Since(start)
 
-			if forced != tc.stubborn {
+			if forced := srv.Stats().Forced; forced != uint64(tc.stubborn) {
 				t.Errorf("Shutdown forced %d, want %d", forced, tc.stubborn)
+			}
+			if wantErr := tc.stubborn > 0; wantErr != errors.Is(err, context.DeadlineExceeded) || !wantErr && err != nil {
+				t.Errorf("Shutdown: %v; want context.DeadlineExceeded only when it forced", err)
 			}
 			if got := returned.Load(); got != total {
 				t.Errorf("Shutdown returned with %d of %d handlers returned", got, total)
@@ -232,11 +235,50 @@ func TestServerShutdownDrains(t *testing.T) {
 	}
 }
 
+// Close closes the listener and every connection at once, without waiting
+// for a handler that ignores its context; Serve returns ErrServerClosed, and
+// the connections closed count in Stats once.
+func TestServerClose(t *testing.T) {
+	started, release := make(chan struct{}, 2), make(chan struct{})
+	srv := sdk.NewServer(sdk.HandlerFunc(func(_ context.Context, c net.Conn) {
+		started <- struct{}{}
+		_, _ = io.Copy(io.Discard, c) // until Close closes c
+		<-release
+	}), nil)
+	defer close(release)
+	addr, served := serve(t, srv)
+	clients := []net.Conn{dial(t, addr), dial(t, addr)}
+	recv(t, "the first handler", started)
+	recv(t, "the second handler", started)
+
+	done := make(chan error, 1)
+	go func() { done <- srv.Close() }()
+	if err := recv(t, "Close to return while the handlers still run", done); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := recv(t, "Serve to return", served); !errors.Is(err, sdk.ErrServerClosed) {
+		t.Errorf("Serve after Close: %v, want ErrServerClosed", err)
+	}
+	for i, c := range clients {
+		if n, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("client %d after Close: read %d bytes, want the connection closed", i, n)
+		}
+	}
+	if c, err := net.DialTimeout("tcp", addr, timeout); err == nil {
+		c.Close()
+		t.Errorf("dial %s after Close: connected", addr)
+	}
+	_ = srv.Close()
+	if st := srv.Stats(); st.Forced != 2 {
+		t.Errorf("Stats().Forced after Close twice = %d, want 2", st.Forced)
+	}
+}
+
 func TestServerServeConnAfterShutdown(t *testing.T) {
 	var called atomic.Bool
 	srv := sdk.NewServer(sdk.HandlerFunc(func(context.Context, net.Conn) { called.Store(true) }), nil)
-	if forced := srv.Shutdown(context.Background()); forced != 0 {
-		t.Fatalf("Shutdown of an idle server forced %d", forced)
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown of an idle server: %v", err)
 	}
 	client, server := tcpPair(t)
 	srv.ServeConn(server)
@@ -253,7 +295,9 @@ func TestServerServeConnAfterShutdown(t *testing.T) {
 
 func TestServerServeAfterShutdown(t *testing.T) {
 	srv := sdk.NewServer(sdk.HandlerFunc(lineEcho), nil)
-	srv.Shutdown(context.Background())
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown of an idle server: %v", err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -289,8 +333,8 @@ func TestServerServeListenerClosed(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if forced := srv.Shutdown(ctx); forced != 1 {
-		t.Fatalf("Shutdown forced %d, want 1 (the client's conn)", forced)
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) || srv.Stats().Forced != 1 {
+		t.Fatalf("Shutdown: %v, forced %d; want context.DeadlineExceeded, 1 (the client's conn)", err, srv.Stats().Forced)
 	}
 }
 
@@ -487,8 +531,8 @@ func TestServerLingerBounded(t *testing.T) {
 		waitFor(t, "the handler to return", func() bool { return srv.Stats().Total == 1 })
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		if forced := srv.Shutdown(ctx); forced != 0 || ctx.Err() != nil {
-			t.Fatalf("Shutdown: forced %d, ctx %v; want the lingering conn closed at once, nothing forced", forced, ctx.Err())
+		if err := srv.Shutdown(ctx); err != nil || srv.Stats().Forced != 0 || ctx.Err() != nil {
+			t.Fatalf("Shutdown: %v, forced %d, ctx %v; want the lingering conn closed at once, nothing forced", err, srv.Stats().Forced, ctx.Err())
 		}
 		if st := srv.Stats(); st.Active != 0 {
 			t.Fatalf("after Shutdown: %+v", st)

@@ -302,8 +302,8 @@ func TestDrain(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	forced := make(chan int, 1)
-	go func() { forced <- in.Server.Shutdown(ctx) }()
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- in.Server.Shutdown(ctx) }()
 	for i, p := range peers {
 		lines, err := p.closed()
 		// Leave notices from the others are not sent during a drain.
@@ -316,8 +316,8 @@ func TestDrain(t *testing.T) {
 			}
 		}
 	}
-	if n := <-forced; n != 0 {
-		t.Errorf("Shutdown had to close %d connections, want 0", n)
+	if err := <-shutdown; err != nil || in.Server.Stats().Forced != 0 {
+		t.Errorf("Shutdown: %v; it had to close %d connections, want 0", err, in.Server.Stats().Forced)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sockplay/sockplay/sdk"
 	"github.com/sockplay/sockplay/sdk/client"
+	"github.com/sockplay/sockplay/sdk/protocol/plog"
 )
 
 // Version is the udpecho plugin's own version.
@@ -102,7 +103,7 @@ type echo struct {
 
 	// Each kind of warning is logged at most once a second, with a count of
 	// the ones held back.
-	limitedLog, portLog, loopLog, truncLog sdk.LogLimiter
+	limitedLog, portLog, loopLog, truncLog plog.Limiter
 
 	reply []byte // one buffer for every reply: one goroutine reads the socket
 }

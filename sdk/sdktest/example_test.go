@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/sockplay/sockplay/sdk"
@@ -92,16 +93,34 @@ func ExampleConfigure() {
 	// greeter has no option "colour" (options: greeting)
 }
 
+// Logger is the logger Start gives the plugin: its lines go to t.Log, so
+// that go test shows them with the failing test. A test can pass it to a
+// Server of its own.
+func ExampleLogger() {
+	t := &exampleT{printLog: true}
+	log := sdktest.Logger(t, "greeter")
+	log.Info("configured", "greeting", "hi")
+	// Output:
+	// [INFO]  greeter: configured: greeting=hi
+}
+
 // exampleT stands in for a *testing.T in the examples, which have none. It
 // implements what sdktest calls (Helper, Log, Fatalf, Cleanup); the embedded
 // nil testing.TB makes any other method panic, which fails the example.
 type exampleT struct {
 	testing.TB
 	cleanups []func()
+	printLog bool // Log prints, as go test -v shows t.Log lines, less the time
 }
 
-func (*exampleT) Helper()    {}
-func (*exampleT) Log(...any) {}
+func (*exampleT) Helper() {}
+
+func (t *exampleT) Log(args ...any) {
+	if t.printLog {
+		_, line, _ := strings.Cut(fmt.Sprint(args...), " ") // hclog's line starts with the time
+		fmt.Println(line)
+	}
+}
 
 func (*exampleT) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
 

@@ -91,8 +91,9 @@ func start(t testing.TB, p sdk.Plugin, options map[string]string) (*Instance, er
 		}
 		in.Addr = pc.LocalAddr().String()
 		in.PacketServer = sdk.NewPacketServer(h, log)
-		in.PacketServer.Serve(pc)
-		t.Cleanup(func() { shutdown(in.PacketServer.Shutdown) })
+		done := make(chan struct{})
+		go func() { defer close(done); _ = in.PacketServer.Serve(pc) }()
+		t.Cleanup(func() { shutdown(in.PacketServer.Shutdown); <-done })
 	default:
 		h, err := p.TCP(cfg)
 		if err != nil {
@@ -111,10 +112,10 @@ func start(t testing.TB, p sdk.Plugin, options map[string]string) (*Instance, er
 	return in, nil
 }
 
-func shutdown(f func(context.Context) int) {
+func shutdown(f func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	f(ctx)
+	_ = f(ctx) // a handler that outlives 2 s is closed under it; the test has ended
 }
 
 // Dial connects to a TCP plugin, with a 5 s deadline on the whole connection

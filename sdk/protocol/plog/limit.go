@@ -14,8 +14,8 @@ import (
 //		log.Warn("accept failed", "error", err, "suppressed", suppressed)
 //	}
 //
-// Its zero value is ready to use; it is safe for concurrent use. The host and
-// the SDK (sdk.LogLimiter) both use it.
+// Its zero value is ready to use; it is safe for concurrent use. The host, the
+// SDK and plugins (udpecho) use it.
 type Limiter struct {
 	Every time.Duration
 
