@@ -12,6 +12,7 @@ const mod = "github.com/sockplay/sockplay"
 func TestImportRules(t *testing.T) {
 	host := []deptest.Rule{
 		{mod + "/sdk", "the host speaks to plugins through sdk/protocol only, never the Go SDK"},
+		{mod + "/sdk/client", "the host never links a plugin's client kit (its shared conventions are in sdk/cmdline)"},
 		{mod + "/sdk/sdktest", "test helpers for plugin authors"},
 		{mod + "/plugins/...", "plugins are separate binaries"},
 	}
@@ -20,16 +21,27 @@ func TestImportRules(t *testing.T) {
 		{mod + "/internal/...", "a plugin outside this module could not import it"},
 		{mod + "/plugins/...", "plugins are separate binaries"},
 	}
+	client := append(sdk,
+		deptest.Rule{Prefix: mod + "/sdk", Why: "package sdk imports sdk/client (Plugin.Commands), not the other way"},
+		deptest.Rule{Prefix: mod + "/sdk/sdktest", Why: "test helpers for plugin authors"})
+	leaf := []deptest.Rule{{mod + "/...", "it imports nothing of sockplay, so that the host and every SDK package may use it"}}
+	contract := append(sdk, deptest.Rule{Prefix: mod + "/sdk", Why: "the contract does not depend on the Go SDK"},
+		deptest.Rule{Prefix: mod + "/sdk/client", Why: "the contract does not depend on the Go SDK"},
+		deptest.Rule{Prefix: mod + "/sdk/sdktest", Why: "the contract does not depend on the Go SDK"})
 	plugin := sdk // and the rule on plugins/... keeps each plugin apart from the others
+	all := []string{"linux", "darwin", "windows"}
 	cases := []struct {
 		pkg   string
 		goos  []string
 		rules []deptest.Rule
 	}{
-		{"./host", []string{"linux"}, host},
-		{"./sdk", []string{"linux", "darwin", "windows"}, sdk},
-		{"./sdk/sdktest", []string{"linux", "darwin", "windows"}, sdk},
-		{"./sdk/protocol/...", []string{"linux"}, append(sdk, deptest.Rule{Prefix: mod + "/sdk", Why: "the contract does not depend on the Go SDK"})},
+		{"./host/...", []string{"linux"}, host},
+		{"./sdk", all, sdk},
+		{"./sdk/sdktest", all, sdk},
+		{"./sdk/client", all, client},
+		{"./sdk/escape", all, leaf},
+		{"./sdk/cmdline", all, leaf},
+		{"./sdk/protocol/...", []string{"linux"}, contract},
 	}
 	for _, name := range []string{"chat", "echo", "filexfer", "hello", "login", "udpecho"} {
 		cases = append(cases, struct {
