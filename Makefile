@@ -58,8 +58,10 @@ bench-scale: build
 bench-files: build
 	bash scripts/bench-files.sh $(BENCH_FILES_ARGS)
 
+# Both modules: the root and the SDK's (sdk/go.mod).
 generate:
 	$(GO) generate ./...
+	cd sdk && $(GO) generate ./...
 
 # Install sockplay and every sockplay-NAME into $(BINDIR), where the host
 # finds its plugins (its own directory), and the man pages into $(MANDIR).

@@ -78,3 +78,4 @@ if [ ${#need[@]} -gt 0 ]; then
 	install "${need[@]}" || { echo "setup: could not install ${need[*]}: $why" >&2; exit 1; }
 fi
 go mod download
+(cd sdk && go mod download) # the SDK's own module (sdk/go.mod)

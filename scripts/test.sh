@@ -8,13 +8,22 @@ bash scripts/setup.sh
 # The chat fan-out and the idle-connection tests open thousands of sockets.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# Two modules: the root (host, plugins, examples, test harness) and the SDK
+# (sdk/go.mod), which ./... in the root does not reach.
 echo "== go vet"
 go vet ./...
+(cd sdk && go vet ./...)
+
+echo "== go.mod and go.sum of both modules are tidy"
+for m in . sdk; do
+	(cd "$m" && go mod tidy -diff) || { echo "$m: go mod tidy would change go.mod or go.sum (run it there)"; exit 1; }
+done
 
 echo "== the SDK, sdktest, plugins and examples build for macOS and Windows"
 for os in darwin windows; do
-	GOOS=$os go build ./sdk/... ./plugins/... ./examples/...
-	GOOS=$os go vet ./sdk/... ./plugins/... ./examples/...
+	(cd sdk && GOOS=$os go build ./... && GOOS=$os go vet ./...)
+	GOOS=$os go build ./plugins/... ./examples/...
+	GOOS=$os go vet ./plugins/... ./examples/...
 done
 
 echo "== gofmt"
@@ -48,4 +57,5 @@ if ls examples/python/test_*.py >/dev/null 2>&1; then
 fi
 
 echo "== go test -race"
+(cd sdk && go test -race -count=1 -timeout 30m ./...)
 go test -race -count=1 -timeout 30m ./...

@@ -1,6 +1,7 @@
 package deptest_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sockplay/sockplay/internal/deptest"
@@ -35,25 +36,25 @@ func TestImportRules(t *testing.T) {
 		goos  []string
 		rules []deptest.Rule
 	}{
-		{"./host/...", []string{"linux"}, host},
-		{"./sdk", all, sdk},
-		{"./sdk/sdktest", all, sdk},
-		{"./sdk/client", all, client},
-		{"./sdk/escape", all, leaf},
-		{"./sdk/cmdline", all, leaf},
-		{"./sdk/protocol/...", []string{"linux"}, contract},
+		{mod + "/host/...", []string{"linux"}, host},
+		{mod + "/sdk", all, sdk},
+		{mod + "/sdk/sdktest", all, sdk},
+		{mod + "/sdk/client", all, client},
+		{mod + "/sdk/escape", all, leaf},
+		{mod + "/sdk/cmdline", all, leaf},
+		{mod + "/sdk/protocol/...", []string{"linux"}, contract},
 	}
 	for _, name := range []string{"chat", "echo", "filexfer", "hello", "login", "udpecho"} {
 		cases = append(cases, struct {
 			pkg   string
 			goos  []string
 			rules []deptest.Rule
-		}{"./plugins/" + name, []string{"linux"}, plugin})
+		}{mod + "/plugins/" + name, []string{"linux"}, plugin})
 	}
 	for _, c := range cases {
 		for _, goos := range c.goos {
-			t.Run(c.pkg+"/"+goos, func(t *testing.T) {
-				deptest.Check(t, "../../"+c.pkg[2:], goos, c.rules...)
+			t.Run(strings.TrimPrefix(c.pkg, mod+"/")+"/"+goos, func(t *testing.T) {
+				deptest.Check(t, c.pkg, goos, c.rules...)
 			})
 		}
 	}
@@ -61,7 +62,7 @@ func TestImportRules(t *testing.T) {
 
 // A broken rule is reported: the check can fail.
 func TestRuleMatches(t *testing.T) {
-	deps, err := deptest.Deps("../../sdk", "linux")
+	deps, err := deptest.Deps(mod+"/sdk", "linux")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,9 +28,10 @@ func newCommand(s Streams) *cobra.Command {
                  reads with "you said: ..." (--udp: each datagram)
   main_test.go   its unit test (sdk/sdktest: a real loopback socket, no host)
   README.md      what to do next
-  go.mod/go.sum  module sockplay-NAME; a replace directive takes the SDK
-                 from your sockplay checkout, and the checkout's go.sum
-                 covers the rest, so 'go test' needs no network
+  go.mod/go.sum  module sockplay-NAME; a replace directive takes the SDK's
+                 module from your sockplay checkout (its sdk/ directory),
+                 and the SDK's go.sum covers the rest, so 'go test' needs
+                 no network
 
 --lang python writes plugin.py, test_plugin.py (unittest with
 sockplay.testing) and README.md instead.

@@ -4,14 +4,16 @@
 // sockplay.testing in Python), a short README, and for Go a go.mod and go.sum
 // that take the SDK from a sockplay checkout with no network.
 //
-// go.mod uses a replace directive to the checkout rather than a go.work
-// file: go.mod is then the module's whole story, and every tool reads it
-// (go build, go test, go vet, gopls, go mod tidy; tidy ignores go.work and
-// would try to download the unpublished SDK). Its requirements are the
-// checkout's own, marked indirect, and go.sum is the checkout's: the new
-// module's build list is then the checkout's, every checksum it needs is
-// there, and building the checkout has put every module it needs in the
-// module cache, so `GOPROXY=off go test ./...` passes at once.
+// The SDK is a module of its own (CHECKOUT/sdk/go.mod), so the new module
+// requires the SDK's requirements and none of the host's. go.mod uses a
+// replace directive to CHECKOUT/sdk rather than a go.work file: go.mod is
+// then the module's whole story, and every tool reads it (go build, go test,
+// go vet, gopls, go mod tidy; tidy ignores go.work and would try to download
+// the unpublished SDK). Its requirements are the SDK module's own, marked
+// indirect, and go.sum is the SDK module's: the new module's build list is
+// then the SDK's, every checksum it needs is there, and building the checkout
+// has put every module it needs in the module cache, so `GOPROXY=off go test
+// ./...` passes at once.
 //
 // The templates are in templates/ (text/template, embedded).
 package scaffold
@@ -32,9 +34,16 @@ import (
 	"github.com/sockplay/sockplay/sdk/protocol"
 )
 
-// Module is the SDK's module path: a checkout is a directory whose go.mod
-// names it.
+// Module is the checkout's module path: a checkout is a directory whose
+// go.mod names it.
 const Module = "github.com/sockplay/sockplay"
+
+// SDKModule is the Go SDK's module path; its go.mod is the checkout's
+// SDKDir/go.mod.
+const (
+	SDKModule = Module + "/sdk"
+	SDKDir    = "sdk"
+)
 
 // replaced is the version a replaced module is required at, as go mod tidy
 // writes it.
@@ -183,9 +192,9 @@ func render(o Options) ([]file, error) {
 		if err != nil {
 			return nil, err
 		}
-		sum, err := os.ReadFile(filepath.Join(o.SDK, "go.sum"))
+		sum, err := os.ReadFile(filepath.Join(o.SDK, SDKDir, "go.sum"))
 		if err != nil {
-			return nil, fmt.Errorf("the checkout's go.sum: %w", err)
+			return nil, fmt.Errorf("the SDK module's go.sum: %w", err)
 		}
 		files = append(files, file{"go.mod", mod}, file{"go.sum", sum})
 	}
@@ -193,13 +202,13 @@ func render(o Options) ([]file, error) {
 }
 
 // goMod writes the new module's go.mod: module sockplay-NAME (so that go
-// build names the binary sockplay-NAME), the checkout's go version, the SDK
-// replaced by the checkout, and the checkout's requirements.
+// build names the binary sockplay-NAME), the SDK module's go version, the SDK
+// replaced by the checkout's SDKDir, and the SDK module's requirements.
 func goMod(o Options) ([]byte, error) {
-	path := filepath.Join(o.SDK, "go.mod")
+	path := filepath.Join(o.SDK, SDKDir, "go.mod")
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("the checkout's go.mod: %w", err)
+		return nil, fmt.Errorf("the SDK module's go.mod: %w", err)
 	}
 	sdk, err := modfile.Parse(path, src, nil)
 	if err != nil {
@@ -219,15 +228,15 @@ func goMod(o Options) ([]byte, error) {
 			return nil, err
 		}
 	}
-	f.AddNewRequire(Module, replaced, false)
+	f.AddNewRequire(SDKModule, replaced, false)
 	for _, r := range sdk.Require {
 		f.AddNewRequire(r.Mod.Path, r.Mod.Version, true)
 	}
 	f.SetRequireSeparateIndirect(f.Require)
 	f.AddComment("// The SDK from your sockplay checkout (change the path if the checkout moves).\n" +
-		"// The requirements above and go.sum are the checkout's own, so that\n" +
+		"// The requirements above and go.sum are the SDK module's own, so that\n" +
 		"// nothing needs downloading (`sockplay new` wrote this file).")
-	if err := f.AddReplace(Module, "", o.SDK, ""); err != nil {
+	if err := f.AddReplace(SDKModule, "", filepath.Join(o.SDK, SDKDir), ""); err != nil {
 		return nil, err
 	}
 	f.Cleanup()
@@ -258,7 +267,8 @@ func FindSDK(starts ...string) (string, error) {
 	return "", fmt.Errorf("no sockplay checkout (a go.mod of module %s) above %v: pass --sdk DIR", Module, starts)
 }
 
-// CheckSDK checks that dir is a sockplay checkout.
+// CheckSDK checks that dir is a sockplay checkout, with the SDK's module in
+// SDKDir.
 func CheckSDK(dir string) error {
 	p, err := modulePath(dir)
 	if err != nil {
@@ -266,6 +276,13 @@ func CheckSDK(dir string) error {
 	}
 	if p != Module {
 		return fmt.Errorf("%s: module %s, not %s", filepath.Join(dir, "go.mod"), p, Module)
+	}
+	p, err = modulePath(filepath.Join(dir, SDKDir))
+	if err != nil {
+		return err
+	}
+	if p != SDKModule {
+		return fmt.Errorf("%s: module %s, not %s", filepath.Join(dir, SDKDir, "go.mod"), p, SDKModule)
 	}
 	return nil
 }

@@ -73,8 +73,14 @@ func TestWriteGo(t *testing.T) {
 				}
 			}
 			mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
-			if !bytes.Contains(mod, []byte("module sockplay-"+name+"\n")) || !bytes.Contains(mod, []byte("replace "+Module+" => "+sdk+"\n")) {
+			if !bytes.Contains(mod, []byte("module sockplay-"+name+"\n")) || !bytes.Contains(mod, []byte("replace "+SDKModule+" => "+filepath.Join(sdk, SDKDir)+"\n")) {
 				t.Errorf("go.mod:\n%s", mod)
+			}
+			// The SDK's own module: none of the host's requirements.
+			for _, host := range []string{"hashicorp/hcl", "chromedp", "prometheus", "fsnotify"} {
+				if bytes.Contains(mod, []byte(host)) {
+					t.Errorf("go.mod requires the host's %s:\n%s", host, mod)
+				}
 			}
 			run(t, dir, "go", "vet", "./...")
 			out := run(t, dir, "go", "test", "-count=1", "./...")
@@ -162,7 +168,7 @@ func TestWriteRefuses(t *testing.T) {
 
 func TestFindSDK(t *testing.T) {
 	sdk := checkout(t)
-	for _, start := range []string{sdk, filepath.Join(sdk, "bin"), filepath.Join(sdk, "host", "internal", "scaffold")} {
+	for _, start := range []string{sdk, filepath.Join(sdk, "bin"), filepath.Join(sdk, "host", "internal", "scaffold"), filepath.Join(sdk, SDKDir, "client")} {
 		if got, err := FindSDK(start); err != nil || got != sdk {
 			t.Errorf("FindSDK(%s) = %q, %v; want %s", start, got, err, sdk)
 		}
@@ -177,6 +183,14 @@ func TestFindSDK(t *testing.T) {
 	}
 	if err := CheckSDK(other); err == nil || !strings.Contains(err.Error(), "example.com/other") {
 		t.Errorf("CheckSDK of another module: %v", err)
+	}
+	// A checkout from before the SDK had its own module.
+	old := t.TempDir()
+	if err := os.WriteFile(filepath.Join(old, "go.mod"), []byte("module "+Module+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckSDK(old); err == nil || !strings.Contains(err.Error(), filepath.Join(old, SDKDir)) {
+		t.Errorf("CheckSDK of a checkout without %s/go.mod: %v", SDKDir, err)
 	}
 }
 

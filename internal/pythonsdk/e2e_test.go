@@ -1,9 +1,12 @@
 //go:build unix
 
-// The Python SDK through the real host: the Go host builds, starts and serves
-// the SDK's test plugins (sdk/python/testplugins) exactly as it serves Go
-// plugins, over go-plugin with AutoMTLS and descriptor handoff.
-package python_test
+// Package pythonsdk_test runs the Python SDK (sdk/python) through the real
+// host: the Go host builds, starts and serves the SDK's test plugins
+// (sdk/python/testplugins) exactly as it serves Go plugins, over go-plugin
+// with AutoMTLS and descriptor handoff. It lives in the root module, not
+// beside the Python SDK, because it drives the host (internal/e2e), which the
+// SDK's own module (sdk/go.mod) cannot import.
+package pythonsdk_test
 
 import (
 	"bufio"
