@@ -62,4 +62,7 @@
 //
 // Package sdktest runs a plugin's handler behind a real loopback listener, so
 // a plugin is unit-tested without a host.
+//
+// The SDK is a Go module of its own (sdk/go.mod), so that a plugin's module
+// graph holds the SDK's requirements and none of the host's.
 package sdk
