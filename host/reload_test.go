@@ -91,27 +91,60 @@ func greeting(addr string) (string, error) {
 	return string(b), err
 }
 
+// udpAnswer sends payload to the UDP server at addr and returns its answer.
+func udpAnswer(addr, payload string) (string, error) {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(payload)); err != nil {
+		return "", err
+	}
+	b := make([]byte, 1024)
+	n, err := c.Read(b)
+	return string(b[:n]), err
+}
+
+// allNew checks that n clients in a row, each after the event that reported
+// the replace done, reach the new process: in listener mode the old process
+// stopped accepting on the shared socket before that event (issue 30).
+func allNew(t *testing.T, after string, n int, get func() (string, error), want string) {
+	t.Helper()
+	for i := range n {
+		if got, err := get(); got != want || err != nil {
+			t.Fatalf("client %d after %s: %q, %v; want %q", i+1, after, got, err, want)
+		}
+	}
+}
+
 // SIGHUP applies changed option values by replacing the plugin's process
 // with one configured with them: clients that keep coming are never refused,
-// and every greeting is the old one or the new one. Values the plugin does
-// not declare keep the running setup.
+// and every greeting is the old one or the new one. Once the replace is
+// reported (the log line, sockplay reload's return), every new client gets
+// the new one: the old process stopped taking clients from the shared
+// socket before that, for TCP (--handoff listener) and UDP alike. Values the
+// plugin does not declare keep the running setup.
 func TestSighupReplacesChangedOptions(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "sockplay.hcl")
 	write := func(greeting string) {
 		t.Helper()
-		text := fmt.Sprintf("plugin \"hello\" {\n  listen = \"127.0.0.1:0\"\n  set = { greeting = %q }\n}\n", greeting)
+		text := fmt.Sprintf("plugin \"hello\" {\n  listen = \"127.0.0.1:0\"\n  set = { greeting = %q }\n}\n", greeting) +
+			fmt.Sprintf("plugin \"udpecho\" {\n  listen = \"127.0.0.1:0\"\n  set = { prefix = %q }\n}\n", greeting+" ")
 		if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	write("one")
 	statusFile := filepath.Join(t.TempDir(), "status.json")
-	h := e2e.Start(t, e2e.Config{Enable: []string{"hello"}, KeepPorts: true,
-		Args: []string{"--config", file, "--status-file", statusFile}})
-	addr := h.Addr("hello")
+	h := e2e.Start(t, e2e.Config{Enable: []string{"hello", "udpecho"}, KeepPorts: true,
+		Args: []string{"--config", file, "--status-file", statusFile, "--handoff", "listener"}})
+	addr, udpAddr := h.Addr("hello"), h.Addr("udpecho")
 	if g, err := greeting(addr); g != "one" || err != nil {
 		t.Fatalf("before the reload: %q, %v", g, err)
 	}
+	udp := func() (string, error) { return udpAnswer(udpAddr, "x") }
 	oldPid := h.Plugins["hello"].Pid
 
 	// A client loop runs across the reload: bounded in count and time.
@@ -143,16 +176,10 @@ func TestSighupReplacesChangedOptions(t *testing.T) {
 
 	write("two")
 	h.Signal(syscall.SIGHUP)
-	h.WaitLog("options changed; plugin replaced", 30*time.Second)
-	for i := 0; i < 200; i++ { // the new process serves every new client
-		if g, _ := greeting(addr); g == "two" {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if g, err := greeting(addr); g != "two" || err != nil {
-		t.Fatalf("after the reload: %q, %v", g, err)
-	}
+	h.WaitLog("sockplay.hello: options changed; plugin replaced", 30*time.Second)
+	allNew(t, "hello's replace was logged", 20, func() (string, error) { return greeting(addr) }, "two")
+	h.WaitLog("sockplay.udpecho: options changed; plugin replaced", 30*time.Second)
+	allNew(t, "udpecho's replace was logged", 20, udp, "two x")
 	close(stop)
 	r := <-done
 	if len(r.errs) > 0 {
@@ -176,7 +203,7 @@ func TestSighupReplacesChangedOptions(t *testing.T) {
 	}
 
 	// An option hello does not declare: nothing changes.
-	if err := os.WriteFile(file, []byte("plugin \"hello\" {\n  listen = \"127.0.0.1:0\"\n  set = { colour = \"red\" }\n}\n"), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte("plugin \"hello\" {\n  listen = \"127.0.0.1:0\"\n  set = { colour = \"red\" }\n}\nplugin \"udpecho\" {\n  listen = \"127.0.0.1:0\"\n  set = { prefix = \"two \" }\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h.Signal(syscall.SIGHUP)
@@ -196,9 +223,8 @@ func TestSighupReplacesChangedOptions(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "config: reloaded\n") {
 		t.Errorf("reload: exit %d, %q, %q", code, out, stderr)
 	}
-	if g, err := greeting(addr); g != "three" || err != nil {
-		t.Errorf("after sockplay reload: %q, %v", g, err)
-	}
+	allNew(t, "sockplay reload returned", 20, func() (string, error) { return greeting(addr) }, "three")
+	allNew(t, "sockplay reload returned", 20, udp, "three x")
 	h.Stop(15 * time.Second)
 }
 

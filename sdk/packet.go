@@ -166,10 +166,7 @@ func (s *PacketServer) runOnce(pc net.PacketConn) (ok bool) {
 // time, or ctx's error when some were still running at the deadline;
 // Stats().Forced counts them.
 func (s *PacketServer) Shutdown(ctx context.Context) error {
-	pcs := s.refuse()
-	for _, pc := range pcs {
-		_ = pc.SetReadDeadline(time.Now())
-	}
+	pcs := s.stopReading()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	forced := 0
@@ -198,6 +195,18 @@ func (s *PacketServer) Close() error {
 		pc.Close()
 	}
 	return nil
+}
+
+// stopReading is refuse, then it wakes the handlers' reads with a deadline in
+// the past: once it returns, no read on the server's sockets returns a
+// datagram any more (a handler that sets its own deadline again breaks
+// this). It returns the sockets.
+func (s *PacketServer) stopReading() []net.PacketConn {
+	pcs := s.refuse()
+	for _, pc := range pcs {
+		_ = pc.SetReadDeadline(time.Now())
+	}
+	return pcs
 }
 
 // refuse makes Serve refuse new sockets, cancels the handlers' context and

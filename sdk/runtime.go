@@ -205,10 +205,20 @@ func (rt *runtime) Stats(context.Context, *protocol.StatsRequest) (*protocol.Sta
 		HandoffBatches: batches}, nil
 }
 
+// Drain first stops taking new connections and datagrams, and only then
+// says draining in Health: a host that replaces this process waits for that
+// before it reports the replace done, so that every client after it reaches
+// the new process (SPEC.md, Health).
 func (rt *runtime) Drain(ctx context.Context, req *protocol.DrainRequest) (*protocol.DrainResponse, error) {
+	srv, psrv := rt.servers()
+	if srv != nil {
+		srv.stopAccepting()
+	}
+	if psrv != nil {
+		psrv.stopReading()
+	}
 	rt.mu.Lock()
 	rt.draining = true
-	srv, psrv := rt.srv, rt.psrv
 	rt.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.GetTimeoutMs())*time.Millisecond)
 	defer cancel()

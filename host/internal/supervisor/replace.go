@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sockplay/sockplay/host/internal/catalog"
+	"github.com/sockplay/sockplay/host/internal/listen"
+	"github.com/sockplay/sockplay/sdk/protocol"
 )
 
 // Replaced describes a replace: the process and binary before and after.
@@ -61,7 +64,10 @@ var errStopped = errors.New("the plugin was stopped during the replace")
 //     open connections get up to Config.DrainTimeout to finish), then stops
 //     it.
 //
-// Replace returns once the new process serves. If the new binary does not
+// Replace returns, and "plugin replaced" is logged, once the new process
+// serves and the old one takes no new client (on a shared socket: once it has
+// stopped accepting and reading, see retire), so that every client after it
+// reaches the new process. If the new binary does not
 // start, does not speak the protocol, has another name or transport, lacks a
 // feature the listener needs (Config.Needs) or refuses the configuration,
 // Replace returns that error, with the binary's own message where it gave
@@ -158,26 +164,52 @@ func (s *Supervisor) promoted(h *handover, old *Process) {
 		}
 		spare.Kill()
 	}
-	if old != nil {
-		s.retire(old)
+	done := func() {
+		r := h.result
+		s.log.Info("plugin replaced", "old_pid", r.OldPid, "new_pid", r.NewPid, "old_version", r.OldVersion,
+			"new_version", r.NewVersion, "old_sha256", r.OldSHA256, "new_sha256", r.NewSHA256)
+		close(h.done)
 	}
-	r := h.result
-	s.log.Info("plugin replaced", "old_pid", r.OldPid, "new_pid", r.NewPid, "old_version", r.OldVersion,
-		"new_version", r.NewVersion, "old_sha256", r.OldSHA256, "new_sha256", r.NewSHA256)
-	close(h.done)
+	if old == nil {
+		done()
+		return
+	}
+	s.retire(old, done)
 }
 
 // retire drains a replaced process and stops it, in the background; Shutdown
-// and Kill wait for it.
-func (s *Supervisor) retire(old *Process) {
+// and Kill wait for it. It calls quiet once the old process takes no new
+// client: at once when the host accepts (it no longer sends old anything),
+// and on a shared socket (--handoff listener, UDP), where old accepts or
+// reads itself, once old says so (Health's draining, which a plugin answers
+// once its Drain has stopped its accepts and reads), its Drain has returned,
+// or it is gone. A replace is reported done only then: a client that comes
+// after "plugin replaced" (and after `sockplay reload` returns) reaches the
+// new process, never the old one.
+func (s *Supervisor) retire(old *Process, quiet func()) {
+	_, shared := s.cfg.Listener.(*listen.Shared)
+	if !shared {
+		quiet()
+	}
 	s.retiring.Go(func() {
 		defer s.set(func() { delete(s.retired, old) })
 		start := time.Now()
 		old.settle(context.Background(), sendTimeout)
+		drained := make(chan struct{}) // Drain returned, or old was killed
+		var waiting sync.WaitGroup
+		if shared {
+			waiting.Go(func() {
+				old.awaitQuiet(drained)
+				quiet()
+			})
+		}
 		forced, err := old.Drain(context.Background(), s.cfg.DrainTimeout)
 		if err != nil {
 			old.Kill() // a plugin that does not answer Drain will not answer a graceful stop
-		} else {
+		}
+		close(drained)
+		waiting.Wait()
+		if err == nil {
 			old.Stop()
 		}
 		switch {
@@ -209,5 +241,36 @@ func (s *Supervisor) adopt(proc *Process) {
 	if changed {
 		s.log.Info("plugin binary changed on disk; adopted it", "pid", proc.Pid, "old_sha256", oldSum,
 			"new_sha256", proc.Entry.Hex(), "old_version", oldVersion, "new_version", proc.Description.GetVersion())
+	}
+}
+
+// awaitQuiet returns once the process takes no new client on its shared
+// socket: it says draining in Health, drained is closed, or it is gone. It
+// asks every millisecond at first, backing off to every 20 ms; a Health
+// call that fails (a plugin that does not answer) leaves the wait to drained,
+// which its Drain's deadline, and then a kill, bound.
+func (p *Process) awaitQuiet(drained <-chan struct{}) {
+	ctx, cancel := context.WithCancel(p.life)
+	defer cancel()
+	go func() {
+		select {
+		case <-drained:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for wait := time.Millisecond; ctx.Err() == nil; wait = min(2*wait, 20*time.Millisecond) {
+		cctx, ccancel := context.WithTimeout(ctx, controlTimeout)
+		h, err := p.Control.Health(cctx, &protocol.HealthRequest{})
+		ccancel()
+		if err == nil && h.GetDraining() {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }

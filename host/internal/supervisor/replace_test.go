@@ -511,3 +511,74 @@ func TestReplaceWithStandby(t *testing.T) {
 	roundTrip(t, ln.Addr().String(), "served by the new spare")
 	s.Shutdown(time.Second)
 }
+
+// A replace on a shared listener returns only once the old process has
+// stopped accepting on it (issue 30): the old process is stopped (SIGSTOP)
+// while the new one takes over, so that it is still accepting when the
+// handover is done; it is let go on only after that. Whatever the old process
+// does once it runs again, every client that comes after Replace returned
+// gets the new process's greeting: its last accept came before the return.
+func TestReplaceReturnsOnceOldStopsAccepting(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ln, err := listen.ListenTCPShared("127.0.0.1:0", 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	e := binaryCopy(t, "hello", dir, "hello", "")
+	s, _ := supervisedEntry(t, e, ln, Config{DrainTimeout: 10 * time.Second, Needs: []string{"listener"},
+		Options: map[string]string{"greeting": "old"}})
+	defer s.Kill() // after a failure; a no-op after Shutdown
+	greet := func() (string, error) {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(c)
+		return string(b), err
+	}
+	if g, err := greet(); g != "old" || err != nil {
+		t.Fatalf("before the replace: %q, %v", g, err)
+	}
+	old := s.Status().Pid
+	if err := syscall.Kill(old, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		r   Replaced
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := s.ReplaceOptions(context.Background(), e, map[string]string{"greeting": "new"})
+		done <- result{r, err}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); s.Status().Pid == old; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			syscall.Kill(old, syscall.SIGCONT)
+			t.Fatal("no handover within 30 s")
+		}
+	}
+	// The handover is done and the old process still holds its accept loop.
+	select {
+	case r := <-done:
+		syscall.Kill(old, syscall.SIGCONT)
+		t.Fatalf("Replace returned (%+v, %v) while the old process, stopped, could still accept", r.r, r.err)
+	default:
+	}
+	if err := syscall.Kill(old, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.r.OldPid != old {
+		t.Fatalf("replace: %+v, %v", r.r, r.err)
+	}
+	for i := range 50 {
+		if g, err := greet(); g != "new" || err != nil {
+			t.Fatalf("client %d after Replace returned: %q, %v", i+1, g, err)
+		}
+	}
+	s.Shutdown(time.Second)
+}

@@ -198,9 +198,17 @@ class Runtime(control_pb2_grpc.ControlServicer):
                                       handoff_batches=batches)
 
     def Drain(self, request, context):
+        """Stops taking new connections and datagrams first, and only then
+        says draining in Health: a host that replaces this process waits for
+        that before it reports the replace done (SPEC.md, Health)."""
+        with self._lock:
+            srv, psrv = self.srv, self.psrv
+        if srv is not None:
+            srv.stop_accepting()
+        if psrv is not None:
+            psrv.stop_reading()
         with self._lock:
             self.draining = True
-            srv, psrv = self.srv, self.psrv
         start = time.monotonic()
         timeout = request.timeout_ms / 1000
         forced = 0

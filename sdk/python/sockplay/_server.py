@@ -103,6 +103,10 @@ class Server:
         self._next_id = 0
         self._waker = _Waker()
         self._accepting = 0
+        # Held around each accept(2): once stop_accepting has taken it, no
+        # accept is in progress and none starts.
+        self._accept_lock = threading.Lock()
+        self._no_accept = False
         self._work = collections.deque()  # connections for idle threads
         self._work_ready = threading.Condition(self._lock)
         self._idle_threads = 0
@@ -256,7 +260,10 @@ class Server:
                     break
                 for _ in range(64):
                     try:
-                        fd, addr = listener._accept()
+                        with self._accept_lock:
+                            if self._no_accept:
+                                break
+                            fd, addr = listener._accept()
                     except (BlockingIOError, InterruptedError):
                         break
                     except OSError as e:
@@ -282,12 +289,20 @@ class Server:
             with self._lock:
                 self._accepting -= 1
 
+    def stop_accepting(self):
+        """Stops the accept loops: once it returns, no accept is in progress
+        and none starts (the loops then close their listeners)."""
+        with self._accept_lock:
+            self._no_accept = True
+        self._waker.wake()
+
     def shutdown(self, timeout):
         """Drains: it sets stopping, refuses new connections, stops accepting,
         waits up to timeout seconds for the handlers to return, then shuts down
         the connections still open (which ends a handler blocked in recv) and
         waits a little more for their handlers. It returns how many
         connections it had to cut."""
+        self.stop_accepting()
         with self._lock:
             self._closed = True
             self._work_ready.notify_all()  # idle threads exit
@@ -340,6 +355,10 @@ class PacketServer:
         self._threads = []
         self._closed = False
         self._waker = _Waker()
+        # Held around each recvfrom: once stop_reading has taken it, no read
+        # is in progress and none starts.
+        self._read_lock = threading.Lock()
+        self._no_read = False
         self.panics = 0
         self.datagrams = 0
         self.bytes_in = 0
@@ -377,7 +396,10 @@ class PacketServer:
                 return
             for _ in range(256):
                 try:
-                    data, addr = sock.recvfrom(65535)
+                    with self._read_lock:
+                        if self._no_read:
+                            return
+                        data, addr = sock.recvfrom(65535)
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError:  # ICMP feedback from an earlier reply, and the like
@@ -407,10 +429,19 @@ class PacketServer:
                             error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
             return None
 
+    def stop_reading(self):
+        """Stops the read loops: once it returns, no read is in progress and
+        none starts."""
+        with self._read_lock:
+            self._no_read = True
+        self.stopping.set()
+        self._waker.wake()
+
     def shutdown(self, timeout):
         """Stops reading, waits up to timeout seconds for handlers in progress,
         and closes the sockets (the host's copy stays open). It returns how
         many handlers were still running at the deadline."""
+        self.stop_reading()
         with self._lock:
             self._closed = True
             threads, socks = list(self._threads), list(self._socks)
