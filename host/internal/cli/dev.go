@@ -3,9 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -85,10 +83,9 @@ finds it).`,
 				}
 				dc.PythonSDK = filepath.Join(root, "sdk", "python")
 			}
-			signals := make(chan os.Signal, 2)
-			signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-			defer signal.Stop(signals)
-			return devloop.Run(cmd.Context(), dc, signals)
+			stop, now, release := stopContexts(cmd.Context())
+			defer release()
+			return devloop.Run(stop, dc, now)
 		},
 	}
 	fs := cmd.Flags()

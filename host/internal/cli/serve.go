@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -163,20 +162,24 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 		return err
 	}
 
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(signals)
+	// Signals are caught before the plugins start: a SIGHUP's default action
+	// would end the host, and a stop that comes during the start is kept.
+	stop, now, release := stopContexts(cmd.Context())
+	defer release()
+	hup := catchSIGHUP()
 	h, err := serve.Start(cmd.Context(), cfg, s.Out, log)
 	if err != nil {
+		signal.Stop(hup)
 		logOut.Discard()
 		return err
 	}
+	defer forward(hup, h.RequestReload)()
 	if err := logOut.Open(); err != nil {
-		h.Kill()
+		_ = h.Close()
 		return err
 	}
 	if f.config != "" {
-		// SIGHUP reads the file again, under the same flags.
+		// A reload reads the file again, under the same flags.
 		h.SetReloader(func() (config.Config, error) {
 			c, fl := cloneConfig(base), f
 			fl.log = baseLog
@@ -197,7 +200,11 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 	wg.Go(func() { sd.Watchdog(ctx) })
 	defer wg.Wait()
 	defer stopWatchdog()
-	return h.Run(signals)
+	if err := h.Run(stop); err != nil {
+		return err
+	}
+	log.Info("stopping: draining connections", "signal", signalName(stop), "drain_timeout", cfg.DrainTimeout)
+	return h.Stop(now)
 }
 
 // cloneConfig copies c's maps, which a config file's Apply fills in.

@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -54,10 +53,10 @@ type Config struct {
 // DefaultDebounce waits out an editor's save (write, rename, chmod).
 const DefaultDebounce = 150 * time.Millisecond
 
-// Run runs the loop until the first SIGINT or SIGTERM on signals, then stops
-// what it started (its host drains, as `sockplay serve` does); a second
-// signal stops at once.
-func Run(ctx context.Context, cfg Config, signals <-chan os.Signal) error {
+// Run runs the loop until ctx is done (the first SIGINT or SIGTERM), then
+// stops what it started: its host drains, as `sockplay serve`'s does, and
+// stops at once when now is done (a second signal).
+func Run(ctx context.Context, cfg Config, now context.Context) error {
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = DefaultDebounce
 	}
@@ -88,17 +87,16 @@ func Run(ctx context.Context, cfg Config, signals <-chan os.Signal) error {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- l.watch(loopCtx, w) }()
-	var sig os.Signal
 	select {
-	case sig = <-signals:
+	case <-ctx.Done():
 	case err := <-done:
-		l.stopHost(signals)
+		l.stopHost(now)
 		return err
 	}
 	cancel()
 	<-done
-	l.printf("%s: stopping", sig)
-	return l.stopHost(signals)
+	l.printf("%v: stopping", context.Cause(ctx))
+	return l.stopHost(now)
 }
 
 // loop is one `sockplay dev`.
@@ -210,7 +208,9 @@ func (l *loop) serve(ctx context.Context, b Built) {
 		if len(results) == 1 && results[0].Outcome == serve.Failed && strings.Contains(results[0].Error, "is failed") {
 			// It crash-looped: serve the new build on a new host.
 			l.printf("restarting the host this command runs")
-			l.host.Shutdown()
+			if err := l.host.Stop(ctx); err != nil {
+				l.printf("%v", err)
+			}
 			l.host = nil
 			l.startHost(ctx)
 		}
@@ -255,28 +255,17 @@ func (l *loop) startHost(ctx context.Context) {
 	l.host = h
 }
 
-// stopHost stops the host this command runs, if any: it drains, and a
-// second signal stops it at once.
-func (l *loop) stopHost(signals <-chan os.Signal) error {
+// stopHost stops the host this command runs, if any: it drains, and stops
+// at once when now is done.
+func (l *loop) stopHost(now context.Context) error {
 	if l.host == nil {
 		return nil
 	}
-	done := make(chan struct{})
-	go func() { l.host.Shutdown(); close(done) }()
-	for {
-		select {
-		case <-done:
-			l.printf("stopped")
-			return nil
-		case sig := <-signals:
-			if sig == syscall.SIGHUP {
-				continue
-			}
-			l.host.Kill()
-			<-done
-			return fmt.Errorf("stopped at once on a second signal (%s)", sig)
-		}
+	if err := l.host.Stop(now); err != nil {
+		return err
 	}
+	l.printf("stopped")
+	return nil
 }
 
 // addTree watches dir and the directories under it, but hidden ones,

@@ -38,9 +38,10 @@ const maxControlBody = 64 << 10
 
 // controlServer serves the control socket; the Host owns it.
 type controlServer struct {
-	path string
-	srv  *http.Server
-	done chan struct{} // closed when Serve returned
+	path   string
+	srv    *http.Server
+	done   chan struct{} // closed when Serve returned
+	closed chan struct{} // closed when stopControl's shutdown of the server is done
 }
 
 // startControl opens the control socket. A host without one serves all the
@@ -66,7 +67,7 @@ func (h *Host) startControl() {
 	c := &controlServer{
 		path: path,
 		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: h.log.Named("control").StandardLogger(nil)},
-		done: make(chan struct{}),
+		done: make(chan struct{}), closed: make(chan struct{}),
 	}
 	go func() {
 		defer close(c.done)
@@ -102,16 +103,40 @@ func listenControl(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// stopControl closes the control socket and waits for its server; a reload
-// in progress is cut off (the host is stopping).
+// stopControl closes the control socket: no new request is taken, and a
+// reload in progress, which the stop cuts short, still gets its answer (a
+// 409) within controlDrain; waitControl waits for that.
 func (h *Host) stopControl() {
+	h.mu.Lock()
+	c := h.control
+	h.mu.Unlock()
+	if c == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), controlDrain)
+	go func() {
+		defer close(c.closed)
+		defer cancel()
+		if c.srv.Shutdown(ctx) != nil {
+			c.srv.Close()
+		}
+	}()
+	<-c.done
+}
+
+// controlDrain bounds how long a stop lets the control socket's requests in
+// progress answer.
+const controlDrain = 2 * time.Second
+
+// waitControl waits until the control socket's server has let go of every
+// connection (stopControl).
+func (h *Host) waitControl() {
 	h.mu.Lock()
 	c := h.control
 	h.control = nil
 	h.mu.Unlock()
 	if c != nil {
-		c.srv.Close()
-		<-c.done
+		<-c.closed
 	}
 }
 
@@ -125,6 +150,14 @@ func (h *Host) controlPath() string {
 }
 
 func (h *Host) handleReload(w http.ResponseWriter, r *http.Request) {
+	// A stop cuts the reload short and waits for the handler to end.
+	if !h.enterWork() {
+		writeControl(w, http.StatusConflict, map[string]string{"error": errStopping.Error()})
+		return
+	}
+	defer h.work.Done()
+	ctx, cancel := h.bound(r.Context())
+	defer cancel()
 	var req ReloadRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxControlBody)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
 		writeControl(w, http.StatusBadRequest, map[string]string{"error": "reload request: " + err.Error()})
@@ -136,13 +169,15 @@ func (h *Host) handleReload(w http.ResponseWriter, r *http.Request) {
 		// As SIGHUP: the configuration read again first, then every
 		// changed binary.
 		reply.Config = "reloaded"
-		if cerr := h.Reload(r.Context()); cerr != nil {
+		if cerr := h.Reload(ctx); cerr != nil {
 			reply.Config, reply.ConfigError = "", cerr.Error()
 		}
 	}
-	reply.Results, err = h.ReplacePlugins(r.Context(), req)
+	reply.Results, err = h.ReplacePlugins(ctx, req)
 	var unknown *UnknownPluginError
 	switch {
+	case ctx.Err() != nil:
+		writeControl(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf("reload cut short: %v", context.Cause(ctx))})
 	case errors.As(err, &unknown):
 		writeControl(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 	case errors.Is(err, errStopping):

@@ -133,6 +133,9 @@ func (h *Host) Reload(ctx context.Context) error {
 		if err == nil {
 			_, err = sup.ReplaceOptions(ctx, e, maps.Clone(cfg.Set[name]))
 		}
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("plugin %s: reload cut short: %w", name, context.Cause(ctx))
+		}
 		if err != nil {
 			h.log.Named(name).Error("new options refused; the old process serves on with the old ones", "error", err)
 			failed = append(failed, fmt.Sprintf("plugin %s: %v", name, err))

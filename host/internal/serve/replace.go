@@ -209,7 +209,7 @@ func (h *Host) startLate(ctx context.Context, e catalog.Entry, failed *superviso
 	h.mu.Lock()
 	if h.stopping {
 		h.mu.Unlock()
-		sup.Kill()
+		_ = sup.Close()
 		r.Outcome, r.Error = Failed, errStopping.Error()
 		return r
 	}
@@ -220,7 +220,7 @@ func (h *Host) startLate(ctx context.Context, e catalog.Entry, failed *superviso
 	}
 	h.mu.Unlock()
 	h.unstarted.done(e.Name)
-	go sup.Run()
+	go sup.Run(context.Background()) // its Shutdown or Close waits for it
 	st := sup.Status()
 	h.writeStatus(false)
 	msg := "plugin started by a reload"
@@ -234,8 +234,8 @@ func (h *Host) startLate(ctx context.Context, e catalog.Entry, failed *superviso
 
 // replaceChanged is SIGHUP's binary reload: every plugin whose binary
 // changed is replaced.
-func (h *Host) replaceChanged() {
-	results, err := h.ReplacePlugins(context.Background(), ReloadRequest{})
+func (h *Host) replaceChanged(ctx context.Context) {
+	results, err := h.ReplacePlugins(ctx, ReloadRequest{})
 	if err != nil {
 		h.log.Warn("SIGHUP: binaries not checked", "error", err)
 		return

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -50,79 +50,157 @@ type Host struct {
 	sups     []*supervisor.Supervisor
 	stopping bool
 
+	// The lifecycle: closing is closed when Shutdown or Close begins;
+	// reloadReq holds the one pending reload; work counts the reloads and
+	// control requests in progress, which a stop waits for.
+	closing   chan struct{}
+	reloadReq chan struct{}
+	work      sync.WaitGroup
+	stopOnce  sync.Once
+	drainOnce sync.Once
+	draining  atomic.Bool   // Shutdown's drain started: drained will be closed
+	drained   chan struct{} // closed when Shutdown's drain is done
+	cleanOnce sync.Once
+
 	unstarted unstarted      // plugins found that did not start (unstarted.go)
 	replaceMu sync.Mutex     // one ReplacePlugins at a time (replace.go)
 	control   *controlServer // `sockplay reload` talks to it (control.go)
 }
 
 // SetNotify sets the function told of the host's state changes in
-// sd_notify(3)'s words: "STOPPING=1" when a drain begins. Call it before Run.
+// sd_notify(3)'s words: "RELOADING=1" and "READY=1" around a reload,
+// "STOPPING=1" when a stop begins. Call it before Run.
 func (h *Host) SetNotify(f func(state string)) { h.notify = f }
 
-// StopGrace is how much longer than the drain timeout a stop may take: every
-// call to a plugin during a stop has a deadline inside it (drain: drain
-// timeout + 1 s, then a graceful stop of at most 3 s or a kill), and past it
-// Run kills every plugin's process group and returns.
-const StopGrace = 4 * time.Second
-
-// Run serves until SIGINT or SIGTERM on signals; then it drains and stops
-// everything, within the drain timeout plus StopGrace. A second one stops at
-// once. SIGHUP reloads (see reload) and serves on.
-func (h *Host) Run(signals <-chan os.Signal) error {
-	sig := <-signals
-	for sig == syscall.SIGHUP { // reload, and serve on
-		h.reload()
-		sig = <-signals
-	}
-	h.log.Info("stopping: draining connections", "signal", sig.String(), "drain_timeout", h.cfg.DrainTimeout)
+func (h *Host) tell(state string) {
 	if h.notify != nil {
-		h.notify("STOPPING=1")
-	}
-	done := make(chan struct{})
-	go func() { h.Shutdown(); close(done) }()
-	limit := time.NewTimer(h.cfg.DrainTimeout + StopGrace)
-	defer limit.Stop()
-	select {
-	case <-done:
-		h.log.Info("stopped")
-		return nil
-	case sig := <-signals:
-		for sig == syscall.SIGHUP { // no reload while stopping
-			sig = <-signals
-		}
-		h.Kill()
-		<-done
-		return fmt.Errorf("stopped at once on a second signal (%s)", sig)
-	case <-limit.C:
-		h.log.Error("plugins did not stop in time; killing them", "waited", (h.cfg.DrainTimeout + StopGrace).String())
-		h.each((*supervisor.Supervisor).KillGroups)
-		os.RemoveAll(h.runDir)
-		h.writeStatus(true)
-		h.unlock()
-		return fmt.Errorf("stopped by force: the plugins did not stop within --drain-timeout %s + %s", h.cfg.DrainTimeout, StopGrace)
+		h.notify(state)
 	}
 }
 
-// reload is SIGHUP: Reload (the configuration read again, with --config),
-// then ReplacePlugins (every plugin whose binary changed on disk replaced by
-// a new process of it), logged, with systemd told.
-func (h *Host) reload() {
-	if h.notify != nil {
-		h.notify("RELOADING=1")
+// StopGrace is how much longer than the drain timeout a stop may take: every
+// call to a plugin during a stop has a deadline inside it (drain: drain
+// timeout + 1 s, then a graceful stop of at most 3 s or a kill); Stop closes
+// the host past it.
+const StopGrace = 4 * time.Second
+
+// ErrClosed is what Run returns once Shutdown or Close was called, as
+// http.ErrServerClosed.
+var ErrClosed = errors.New("serve: host closed")
+
+// The host's lifecycle is net/http's Server's: Start (the listeners bound,
+// the plugins started), Run (blocks, running the reloads asked for),
+// Shutdown (drains), Close (stops at once). Signals are the command line's:
+// it cancels Run's ctx on SIGINT or SIGTERM and calls RequestReload on SIGHUP.
+
+// Run serves until ctx is done, or Shutdown or Close is called: it runs the
+// reloads RequestReload asks for, one at a time, each on a goroutine of its
+// own whose context ends with ctx and with the host's stop, so that a stop
+// never waits for a reload and cuts short the one in progress. It returns
+// nil when ctx is done (call Shutdown or Close then), ErrClosed once
+// Shutdown or Close was called.
+func (h *Host) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-h.closing:
+			return ErrClosed
+		case <-h.reloadReq:
+		}
+		rctx, cancel := h.bound(ctx)
+		done := make(chan struct{})
+		if !h.goWork(func() { defer close(done); h.reload(rctx) }) {
+			cancel()
+			return ErrClosed
+		}
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+			cancel() // the reload ends soon; Shutdown or Close waits for it
+			return nil
+		case <-h.closing:
+			cancel()
+			return ErrClosed
+		}
 	}
+}
+
+// RequestReload asks Run for a reload (SIGHUP): the configuration read
+// again, then every changed binary replaced. It never blocks: requests that
+// come while one waits collapse into it, so a burst of SIGHUPs during a
+// reload makes one more reload, not one each.
+func (h *Host) RequestReload() {
+	select {
+	case h.reloadReq <- struct{}{}:
+	default:
+	}
+}
+
+// bound returns ctx, cancelled too when the host begins to stop.
+func (h *Host) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-h.closing:
+			cancel(errStopping)
+		case <-ctx.Done():
+		case <-stop:
+		}
+	}()
+	return ctx, func() { close(stop); cancel(context.Canceled) }
+}
+
+// goWork runs f on a goroutine that Shutdown and Close wait for, unless the
+// host is stopping: then it reports false and runs nothing.
+func (h *Host) goWork(f func()) bool {
+	if !h.enterWork() {
+		return false
+	}
+	go func() {
+		defer h.work.Done()
+		f()
+	}()
+	return true
+}
+
+// enterWork counts work that a stop waits for (call h.work.Done when it
+// ends), unless the host is stopping: then it reports false.
+func (h *Host) enterWork() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopping {
+		return false
+	}
+	h.work.Add(1)
+	return true
+}
+
+// reload is a reload Run runs: Reload (the configuration read again, with
+// --config), then ReplacePlugins (every plugin whose binary changed on disk
+// replaced by a new process of it), logged, with systemd told. ctx ends when
+// the host stops: what is left of the reload is not done.
+func (h *Host) reload(ctx context.Context) {
+	h.tell("RELOADING=1")
 	if h.reloads.load != nil {
 		h.log.Info("reloading: reading the configuration again")
-		if err := h.Reload(context.Background()); err != nil {
+		if err := h.Reload(ctx); err != nil {
 			h.log.Error("reload", "error", err)
 		} else {
 			h.log.Info("reloaded")
 		}
 	}
-	h.replaceChanged()
-	h.writeStatus(false)
-	if h.notify != nil {
-		h.notify("READY=1")
+	if ctx.Err() == nil {
+		h.replaceChanged(ctx)
 	}
+	if ctx.Err() != nil {
+		h.log.Info("reload cut short: the host is stopping")
+		return // no READY=1 after STOPPING=1
+	}
+	h.writeStatus(false)
+	h.tell("READY=1")
 }
 
 // Start finds, launches, configures and supervises the enabled plugins. On
@@ -166,11 +244,12 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 	if fallback != "" {
 		log.Info(fallback)
 	}
-	h := &Host{cfg: cfg, log: log, runDir: runDir, lock: lock}
+	h := &Host{cfg: cfg, log: log, runDir: runDir, lock: lock,
+		closing: make(chan struct{}), reloadReq: make(chan struct{}, 1), drained: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			h.Kill()
-			lock = nil // Kill released it
+			_ = h.Close()
+			lock = nil // Close released it
 		}
 	}()
 	if err := h.startObserving(enabled); err != nil {
@@ -215,7 +294,7 @@ func Start(ctx context.Context, cfg config.Config, out io.Writer, log hclog.Logg
 		h.mu.Lock()
 		h.sups = append(h.sups, r.sup)
 		h.mu.Unlock()
-		go r.sup.Run()
+		go r.sup.Run(context.Background()) // its Shutdown or Close waits for it
 	}
 	if firstErr == nil && len(notStarted) == len(results) {
 		firstErr = notStartedError(notStarted)
@@ -558,29 +637,128 @@ func (h *Host) supervisors() []*supervisor.Supervisor {
 	return append([]*supervisor.Supervisor(nil), h.sups...)
 }
 
-// Shutdown drains and stops every plugin, all at once, and removes the run
-// directory.
-func (h *Host) Shutdown() {
-	h.stop()
-	h.each(func(s *supervisor.Supervisor) { s.Shutdown(h.cfg.DrainTimeout) })
-	h.replaceMu.Lock() // a replace still in flight has ended: its supervisors stopped
-	h.replaceMu.Unlock()
-	os.RemoveAll(h.runDir)
-	h.stopObserving()
-	h.writeStatus(true)
-	h.unlock()
+// Shutdown stops the host gracefully: reloads are refused and the one in
+// progress cut short, the control socket closes, and every plugin drains
+// (Config.DrainTimeout) and stops, all at once; then the run directory is
+// removed, the status file says "stopped" and its lock is let go. It returns
+// once that is done, or with ctx's error when ctx is done first: the stop
+// goes on, and Close cuts it short.
+func (h *Host) Shutdown(ctx context.Context) error {
+	h.beginStop()
+	h.drainOnce.Do(func() {
+		h.draining.Store(true)
+		go func() {
+			defer close(h.drained)
+			h.each(func(s *supervisor.Supervisor) { _ = s.Shutdown(context.Background()) })
+			h.work.Wait()      // reloads and control requests, cut short
+			h.replaceMu.Lock() // a replace still in flight has ended: its supervisors stopped
+			h.replaceMu.Unlock()
+			h.cleanup()
+			h.log.Info("stopped")
+		}()
+	})
+	select {
+	case <-h.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-// Kill stops every plugin at once.
-func (h *Host) Kill() {
-	h.stop()
-	h.each((*supervisor.Supervisor).Kill)
-	h.replaceMu.Lock() // a replace still in flight has ended: its supervisors stopped
-	h.replaceMu.Unlock()
-	os.RemoveAll(h.runDir)
-	h.stopObserving()
-	h.writeStatus(true)
-	h.unlock()
+// Close stops the host at once: every plugin process is killed with its
+// process group, a Shutdown in progress is cut short, and the host cleans up
+// as Shutdown does. Its waits are bounded (supervisor.Close); the error says
+// what did not stop in time.
+func (h *Host) Close() error {
+	h.beginStop()
+	var mu sync.Mutex
+	var errs []error
+	h.each(func(s *supervisor.Supervisor) {
+		if err := s.Close(); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	})
+	if !waitGroupFor(&h.work, closeWait) {
+		errs = append(errs, fmt.Errorf("a reload did not end within %s of the kill", closeWait))
+	}
+	if h.draining.Load() {
+		t := time.NewTimer(closeWait)
+		select {
+		case <-h.drained:
+		case <-t.C:
+			errs = append(errs, fmt.Errorf("the drain did not end within %s of the kill", closeWait))
+		}
+		t.Stop()
+	}
+	h.cleanup()
+	return errors.Join(errs...)
+}
+
+// closeWait bounds Close's waits after the kill.
+const closeWait = 5 * time.Second
+
+func waitGroupFor(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// Stop is how the command line stops the host on a signal: Shutdown, within
+// the drain timeout plus StopGrace, cut short when now is done (a second
+// signal); past either, Close. It returns nil for a clean stop, or an error
+// that says which stop it was.
+func (h *Host) Stop(now context.Context) error {
+	limit := h.cfg.DrainTimeout + StopGrace
+	ctx, cancel := context.WithTimeout(now, limit)
+	defer cancel()
+	err := h.Shutdown(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case now.Err() != nil:
+		if cerr := h.Close(); cerr != nil {
+			h.log.Error("stop", "error", cerr)
+		}
+		return fmt.Errorf("stopped at once on %w", context.Cause(now))
+	}
+	h.log.Error("plugins did not stop in time; killing them", "waited", limit.String())
+	if cerr := h.Close(); cerr != nil {
+		h.log.Error("stop", "error", cerr)
+	}
+	return fmt.Errorf("stopped by force: the plugins did not stop within --drain-timeout %s + %s", h.cfg.DrainTimeout, StopGrace)
+}
+
+// beginStop refuses reloads from now on, cuts short the ones in progress,
+// closes the control socket and tells systemd; once.
+func (h *Host) beginStop() {
+	h.stopOnce.Do(func() {
+		h.mu.Lock()
+		h.stopping = true
+		h.mu.Unlock()
+		close(h.closing)
+		h.tell("STOPPING=1")
+		h.stopControl()
+	})
+}
+
+// cleanup removes the run directory and writes the last status; once.
+func (h *Host) cleanup() {
+	h.cleanOnce.Do(func() {
+		h.waitControl()
+		os.RemoveAll(h.runDir)
+		h.stopObserving()
+		h.writeStatus(true)
+		h.unlock()
+	})
 }
 
 // unlock lets another host have the status file, once this one has written
@@ -592,14 +770,6 @@ func (h *Host) unlock() {
 		h.lock.Close()
 		h.lock = nil
 	}
-}
-
-// stop refuses reloads from now on and closes the control socket.
-func (h *Host) stop() {
-	h.mu.Lock()
-	h.stopping = true
-	h.mu.Unlock()
-	h.stopControl()
 }
 
 func (h *Host) each(f func(*supervisor.Supervisor)) {

@@ -97,6 +97,10 @@ func (s *Supervisor) replace(ctx context.Context, e catalog.Entry, opts map[stri
 		return Replaced{}, err
 	}
 	proc, err := s.launchEntry(ctx, e, opts)
+	if err != nil && ctx.Err() != nil {
+		s.log.Info("replace cut short; the old process serves on", "path", e.Path, "cause", context.Cause(ctx).Error())
+		return Replaced{}, err
+	}
 	if err != nil {
 		s.log.Error("replace failed; the old process serves on", "path", e.Path, "sha256", e.Hex(), "error", err)
 		return Replaced{}, err
@@ -178,7 +182,7 @@ func (s *Supervisor) promoted(h *handover, old *Process) {
 }
 
 // retire drains a replaced process and stops it, in the background; Shutdown
-// and Kill wait for it. It calls quiet once the old process takes no new
+// and Close wait for it. It calls quiet once the old process takes no new
 // client: at once when the host accepts (it no longer sends old anything),
 // and on a shared socket (--handoff listener, UDP), where old accepts or
 // reads itself, once old says so (Health's draining, which a plugin answers

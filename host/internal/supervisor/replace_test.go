@@ -88,8 +88,11 @@ func supervisedEntry(t *testing.T, e catalog.Entry, ln Listener, cfg Config) (*S
 		t.Fatal(err)
 	}
 	cfg.Listener = ln
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = time.Second // what Shutdown gives open connections
+	}
 	s := New(cfg, proc, desc)
-	go s.Run()
+	go s.Run(context.Background())
 	return s, logs
 }
 
@@ -282,7 +285,7 @@ func TestReplaceUnderLoad(t *testing.T) {
 				t.Errorf("%d \"plugin replaced\" lines, want 2:\n%s", got, logs)
 			}
 			t.Logf("%d short round trips, %d long ones", short.trips.Load(), long.trips.Load())
-			s.Shutdown(5 * time.Second)
+			s.Shutdown(context.Background())
 			if left := e2e.WaitGone([]int{firstPid, results[0].NewPid, results[1].NewPid}, 5*time.Second); len(left) > 0 {
 				t.Fatalf("processes left: %v", left)
 			}
@@ -339,7 +342,7 @@ func TestReplaceUDP(t *testing.T) {
 		t.Fatalf("the replaced process is still running: %v", left)
 	}
 	ask(10)
-	s.Shutdown(time.Second)
+	s.Shutdown(context.Background())
 }
 
 // A replace whose new binary fails its handshake (it exits at start with a
@@ -401,7 +404,7 @@ func TestReplaceWithBrokenBinary(t *testing.T) {
 		})
 	}
 	c.Close()
-	s.Shutdown(time.Second)
+	s.Shutdown(context.Background())
 }
 
 // lineWith returns the first line of log that contains s.
@@ -473,7 +476,7 @@ func TestRestartAdoptsRebuiltBinary(t *testing.T) {
 	if strings.Contains(log, "mismatch") || strings.Contains(log, "restart failed") {
 		t.Errorf("the restart failed on the way:\n%s", log)
 	}
-	s.Shutdown(time.Second)
+	s.Shutdown(context.Background())
 }
 
 // With a standby process, a replace stops the spare (it runs the old
@@ -509,7 +512,7 @@ func TestReplaceWithStandby(t *testing.T) {
 		t.Fatalf("after the takeover: %+v, want SHA-256 %s", st, v2.Hex())
 	}
 	roundTrip(t, ln.Addr().String(), "served by the new spare")
-	s.Shutdown(time.Second)
+	s.Shutdown(context.Background())
 }
 
 // A replace on a shared listener returns only once the old process has
@@ -528,7 +531,7 @@ func TestReplaceReturnsOnceOldStopsAccepting(t *testing.T) {
 	e := binaryCopy(t, "hello", dir, "hello", "")
 	s, _ := supervisedEntry(t, e, ln, Config{DrainTimeout: 10 * time.Second, Needs: []string{"listener"},
 		Options: map[string]string{"greeting": "old"}})
-	defer s.Kill() // after a failure; a no-op after Shutdown
+	defer s.Close() // after a failure; a no-op after Shutdown
 	greet := func() (string, error) {
 		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
 		if err != nil {
@@ -580,5 +583,5 @@ func TestReplaceReturnsOnceOldStopsAccepting(t *testing.T) {
 			t.Fatalf("client %d after Replace returned: %q, %v", i+1, g, err)
 		}
 	}
-	s.Shutdown(time.Second)
+	s.Shutdown(context.Background())
 }

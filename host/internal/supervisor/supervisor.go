@@ -4,12 +4,37 @@
 // exponential backoff when it dies, marks it failed when it crash-loops, and
 // drains and stops it on shutdown.
 //
-// Lifecycle of one plugin: Probe launches the first process and asks it what
-// it is; the caller binds the listener and calls Configure; New and Run take it
-// from there until Shutdown or Kill. Replace swaps the serving process for a
-// new binary's without refusing a client (replace.go). Every start, restarts
+// Lifecycle of one plugin, as net/http's Server: Probe launches the first
+// process and asks it what it is; the caller binds the listener and calls
+// Configure; New and Run(ctx) take it from there. Run blocks until Shutdown
+// (drains, then stops), Close (stops at once) or ctx's end, or until the
+// plugin is marked failed. Replace swaps the serving process for a new
+// binary's without refusing a client (replace.go). Every start, restarts
 // included, hashes the binary afresh: a binary rebuilt in place is adopted,
 // never taken for a crash.
+//
+// A plugin's State, as Status reports it, moves as http.ConnState does, along
+// these edges and no others:
+//
+//	from        to          when
+//	(New)       Running     the first process, configured, is handed to New
+//	Running     Running     a standby process took over from a dead one, or a
+//	                        Replace swapped in a new process
+//	Running     Restarting  the serving process died (crash, exit, killed as
+//	                        frozen by the health check, a failed handoff) and
+//	                        no standby was ready
+//	Restarting  Running     a new process started and was configured after
+//	                        the backoff, or a Replace handed one over
+//	Restarting  Failed      Config.CrashLimit crashes (failed starts count)
+//	                        fell within Config.CrashWindow: the listener is
+//	                        closed, so that clients are refused; Run returns
+//	                        an error wrapping ErrFailed
+//	Running     Stopped     Shutdown (after the drain) or Close, or Run's ctx
+//	Restarting  Stopped     ended
+//	Failed      Stopped     Close (Shutdown leaves a failed plugin Failed)
+//
+// Stopped is final: a stopped supervisor does not run again (a failed plugin
+// is started again by a new supervisor: serve's revive).
 package supervisor
 
 import (
@@ -20,6 +45,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -128,7 +154,7 @@ type Config struct {
 	// Watch, if set, is called on its own goroutine for every process that
 	// starts serving (the first, each restart, a standby that takes over, a
 	// replacement), with a context that ends when that process exits or the
-	// supervisor is killed. Shutdown and Kill wait for it to return. The
+	// supervisor is killed. Shutdown and Close wait for it to return. The
 	// observer opens the process's Events stream here.
 	Watch func(ctx context.Context, p *Process)
 	// DrainTimeout bounds how long a replaced process's open connections
@@ -169,7 +195,7 @@ type Supervisor struct {
 	log  hclog.Logger
 	desc *protocol.Description
 
-	ctx    context.Context // cancelled by Shutdown and Kill
+	ctx    context.Context // cancelled by Shutdown and Close, and when Run's ctx is done
 	cancel context.CancelFunc
 	done   chan struct{} // closed when Run returns
 
@@ -186,8 +212,14 @@ type Supervisor struct {
 	taken     chan struct{} // keepSpare learns that its spare was promoted
 	reaping   sync.WaitGroup
 	watching  sync.WaitGroup // Config.Watch calls
-	killed    chan struct{}  // closed by Kill: ends the Watch contexts
+	killed    chan struct{}  // closed by Close: ends the Watch contexts
 	killOnce  sync.Once
+
+	ran       atomic.Bool   // Run was called: done will be closed
+	stopAsked atomic.Bool   // Shutdown or Close was called
+	shutOnce  sync.Once     // starts Shutdown's work
+	shutting  atomic.Bool   // Shutdown's work started: shutDone will be closed
+	shutDone  chan struct{} // closed when Shutdown's work is done
 
 	entry     catalog.Entry     // the binary of the serving process, as last read
 	replaced  int               // replaces done
@@ -205,7 +237,7 @@ func New(cfg Config, proc *Process, desc *protocol.Description) *Supervisor {
 		cfg: cfg, log: cfg.Launch.Logger, desc: desc,
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		proc: proc, startedAt: time.Now(), backoff: cfg.BackoffInitial, state: Running,
-		taken: make(chan struct{}, 1), killed: make(chan struct{}),
+		taken: make(chan struct{}, 1), killed: make(chan struct{}), shutDone: make(chan struct{}),
 		entry: proc.Entry, handovers: make(chan *handover), retired: map[*Process]bool{},
 	}
 }
@@ -263,11 +295,17 @@ func (s *Supervisor) set(f func()) {
 }
 
 // Run feeds the listener's connections to the process, and restarts the
-// process when it dies, until Shutdown or Kill, or until the plugin is marked
-// failed. Run must be called once.
-func (s *Supervisor) Run() {
+// process when it dies, until Shutdown or Close is called, ctx is done, or
+// the plugin is marked failed. It returns ErrStopped after Shutdown or
+// Close; an error that wraps ErrFailed when the plugin is marked failed (its
+// listener is closed then); ctx's error when ctx is done, after stopping the
+// plugin at once, as Close does. Run must be called once.
+func (s *Supervisor) Run(ctx context.Context) error {
 	defer close(s.done)
 	defer s.reaping.Wait()
+	s.ran.Store(true)
+	stopOnCtx := context.AfterFunc(ctx, s.cancel)
+	defer stopOnCtx()
 	if s.cfg.Standby {
 		ctx, stop := context.WithCancel(s.ctx)
 		var wg sync.WaitGroup
@@ -282,7 +320,7 @@ func (s *Supervisor) Run() {
 			if next != nil {
 				next.refuse(errStopped)
 			}
-			return
+			break
 		}
 		if next != nil {
 			s.promoted(next, proc)
@@ -291,7 +329,26 @@ func (s *Supervisor) Run() {
 		}
 		proc = s.restart(proc)
 	}
+	switch {
+	case s.stopAsked.Load():
+		return ErrStopped
+	case ctx.Err() != nil:
+		s.kill()
+		s.killProcesses()
+		s.retiring.Wait()
+		s.watching.Wait()
+		s.set(func() { s.state = Stopped })
+		return ctx.Err()
+	}
+	return fmt.Errorf("%w: %s", ErrFailed, s.Status().Error)
 }
+
+// ErrStopped is what Run returns after Shutdown or Close, as
+// http.ErrServerClosed.
+var ErrStopped = errors.New("supervisor: stopped")
+
+// ErrFailed is what Run's error wraps when the plugin is marked failed.
+var ErrFailed = errors.New("supervisor: plugin marked failed")
 
 func (s *Supervisor) current() *Process {
 	s.mu.Lock()
@@ -635,18 +692,43 @@ func (s *Supervisor) fail(crashes int, status string) {
 	s.set(func() { s.state = Failed; s.err = msg })
 }
 
-// Shutdown stops accepting (the listener is closed), asks the process to
-// drain within drainTimeout, then stops it. It waits for Run to return.
-func (s *Supervisor) Shutdown(drainTimeout time.Duration) {
+// Shutdown stops the plugin gracefully: its listener closes (new clients
+// are refused), the process is asked to drain within Config.DrainTimeout,
+// then stopped; replaced processes still draining finish too. It returns
+// once all that is done and Run has returned, or with ctx's error when ctx is
+// done first: the stop goes on, and Close cuts it short. Every call to the
+// plugin on the way has a deadline inside the drain timeout plus
+// stopSettle, drainGrace and stopTimeout.
+func (s *Supervisor) Shutdown(ctx context.Context) error {
+	s.stopAsked.Store(true)
+	s.shutOnce.Do(func() {
+		s.shutting.Store(true)
+		go func() {
+			defer close(s.shutDone)
+			s.drainAndStop()
+		}()
+	})
+	select {
+	case <-s.shutDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drainAndStop is Shutdown's work, on a goroutine of its own.
+func (s *Supervisor) drainAndStop() {
 	s.cancel() // first, so that Run takes the closed listener for a stop
 	s.cfg.Listener.Close()
-	<-s.done
+	if s.ran.Load() {
+		<-s.done
+	}
 	proc := s.current()
 	if proc != nil {
-		// Within the stop's grace (serve.StopGrace): a plugin whose control
-		// service does not answer costs this second, then the drain's.
+		// A plugin whose control service does not answer costs this second,
+		// then the drain's.
 		proc.settle(context.Background(), stopSettle)
-		forced, err := proc.Drain(context.Background(), drainTimeout)
+		forced, err := proc.Drain(context.Background(), s.cfg.DrainTimeout)
 		switch {
 		case err != nil:
 			// A plugin that does not answer Drain will not answer
@@ -669,29 +751,50 @@ func (s *Supervisor) Shutdown(drainTimeout time.Duration) {
 	})
 }
 
-// Kill stops at once: no drain.
-func (s *Supervisor) Kill() {
-	s.cancel()
-	s.killOnce.Do(func() { close(s.killed) })
-	if proc := s.current(); proc != nil {
-		proc.Kill()
+// closeWait bounds how long Close waits, after killing every process, for
+// the supervisor's goroutines to notice.
+const closeWait = 5 * time.Second
+
+// Close stops at once: every process of the plugin (serving, standby,
+// replaced and draining) is killed with its process group, the listener is
+// closed, and a Shutdown in progress is cut short. It waits, at most
+// closeWait, for Run and the supervisor's other goroutines to return; past
+// that it returns an error and leaves them (a last resort: every wait they
+// make is bounded by a kill). It is safe to call more than once, and after
+// Shutdown.
+func (s *Supervisor) Close() error {
+	s.stopAsked.Store(true)
+	s.kill()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.killProcesses()
+		if s.ran.Load() {
+			<-s.done
+		}
+		s.retiring.Wait()
+		s.watching.Wait()
+		if s.shutting.Load() {
+			<-s.shutDone
+		}
+	}()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		return fmt.Errorf("plugin %s: its supervisor did not stop within %s of the kill", s.desc.GetName(), closeWait)
 	}
-	s.mu.Lock()
-	for p := range s.retired {
-		p.Kill()
-	}
-	s.mu.Unlock()
-	s.cfg.Listener.Close()
-	<-s.done
-	s.retiring.Wait()
-	s.watching.Wait()
 	s.set(func() { s.state = Stopped })
+	return nil
 }
 
-// KillGroups kills the process groups of the plugin's processes and returns
-// without waiting for anything: the host's last resort when a stop hangs.
-func (s *Supervisor) KillGroups() {
+// kill cancels the supervisor, ends the Watch contexts, kills the process
+// group of every process of the plugin and closes the listener, without
+// waiting for anything.
+func (s *Supervisor) kill() {
 	s.cancel()
+	s.killOnce.Do(func() { close(s.killed) })
 	s.mu.Lock()
 	procs := []*Process{s.proc, s.spare}
 	for p := range s.retired {
@@ -704,6 +807,23 @@ func (s *Supervisor) KillGroups() {
 		}
 	}
 	s.cfg.Listener.Close()
+}
+
+// killProcesses kills the serving and the replaced processes and waits until
+// go-plugin lets go of them (each bounded by killWait).
+func (s *Supervisor) killProcesses() {
+	if proc := s.current(); proc != nil {
+		proc.Kill()
+	}
+	s.mu.Lock()
+	retired := make([]*Process, 0, len(s.retired))
+	for p := range s.retired {
+		retired = append(retired, p)
+	}
+	s.mu.Unlock()
+	for _, p := range retired {
+		p.Kill()
+	}
 }
 
 // Done is closed when Run has returned.

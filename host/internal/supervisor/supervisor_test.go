@@ -70,8 +70,11 @@ func supervised(t *testing.T, runDir string, cfg Config) (*Supervisor, string) {
 		t.Fatal(err)
 	}
 	cfg.Listener = ln
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = time.Second // what Shutdown gives open connections
+	}
 	s := New(cfg, proc, desc)
-	go s.Run()
+	go s.Run(context.Background())
 	return s, ln.Addr().String()
 }
 
@@ -109,7 +112,7 @@ func TestSuperviseRestartShutdown(t *testing.T) {
 	}
 	roundTrip(t, addr, "second")
 
-	s.Shutdown(time.Second)
+	s.Shutdown(context.Background())
 	if st := s.Status(); st.State != Stopped {
 		t.Fatalf("after shutdown: %+v", st)
 	}
@@ -157,7 +160,7 @@ func TestCrashLoopFails(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Fatal("a failed plugin's listener still accepts")
 	}
-	s.Shutdown(time.Second)
+	s.Shutdown(context.Background())
 }
 
 func TestProbeRefusesMisnamedBinary(t *testing.T) {
@@ -203,7 +206,7 @@ func TestStandbyTakesOver(t *testing.T) {
 	roundTrip(t, addr, "second")
 	st = waitStatus("a new standby", func(st Status) bool { return st.StandbyPid != 0 && st.StandbyPid != spare })
 	third := st.StandbyPid
-	s.Shutdown(time.Second)
+	s.Shutdown(context.Background())
 	if left := e2e.WaitGone([]int{first, spare, third}, 2*time.Second); len(left) > 0 {
 		t.Fatalf("processes left: %v", left)
 	}
