@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sockplay/sockplay/internal/e2e"
 )
 
@@ -119,4 +121,86 @@ func stopped(t *testing.T, h *e2e.Host, starting int) {
 	if left := e2e.WaitGone([]int{starting}, 5*time.Second); len(left) > 0 {
 		t.Errorf("the binary the reload was starting still runs: %v", left)
 	}
+}
+
+// A log nobody reads costs log lines, never service (issue 27, kind 5; the
+// shared case 14-stalled-log-freezes-host): with the host's stdout and
+// stderr on a pipe whose reader stopped once the host served, and filled by
+// --log-conns, a killed plugin is restarted and serves again, and SIGTERM
+// stops the host, exit status 0.
+func TestStalledLogCostsLinesNotService(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(filepath.Join(e2e.Bin(t), "sockplay"), "serve", "--plugin-dir", e2e.PluginDir(t, "echo"),
+		"--enable", "echo", "--listen", "echo=127.0.0.1:0", "--log-conns", "--admin", "off", "--drain-timeout", "1s",
+		"--status-file", filepath.Join(t.TempDir(), "status.json"))
+	cmd.Stdout, cmd.Stderr, cmd.Env = w, w, e2e.Env(t)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	defer func() {
+		cmd.Process.Kill() // if it still runs
+		<-exited
+	}()
+
+	// Read until the host serves, then never again.
+	var out []byte
+	buf := make([]byte, 64<<10)
+	_ = r.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for !bytes.Contains(out, []byte("sockplay: serving")) {
+		n, err := r.Read(buf)
+		out = append(out, buf[:n]...)
+		if err != nil {
+			t.Fatalf("the host did not serve: %v:\n%s", err, out)
+		}
+	}
+	addr := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) == 6 && f[0] == "echo" {
+			addr = f[3]
+		}
+	}
+	unread := func() int { // FIONREAD (TIOCINQ): the bytes waiting in the pipe
+		n, _ := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ)
+		return n
+	}
+	conns := 0
+	for ; unread() < 60000 && conns < 5000; conns++ {
+		echoOnce(addr)
+	}
+	if unread() < 60000 {
+		t.Fatalf("the log pipe holds %d bytes after %d connections; want it full", unread(), conns)
+	}
+	for _, pid := range e2e.Children(cmd.Process.Pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	back := false
+	for deadline := time.Now().Add(20 * time.Second); !back && time.Now().Before(deadline); {
+		back = echoOnce(addr).err == nil
+		if !back {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if !back {
+		t.Fatalf("with its log stalled (%d bytes unread), the host did not restart echo within 20 s", unread())
+	}
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("the host, its log stalled, exited with %v after SIGTERM", waitErr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the host, its log stalled (%d bytes unread), still runs 30 s after SIGTERM", unread())
+	}
+	t.Logf("%d connections filled the log pipe; echo was restarted; the host exited %s after SIGTERM",
+		conns, time.Since(start).Round(time.Millisecond))
 }

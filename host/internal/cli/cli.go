@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -52,11 +53,27 @@ func Main(ctx context.Context, args []string, s Streams) int {
 	}
 	var ue UsageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
-		fmt.Fprintf(s.Err, "sockplay: %v (see '%s --help')\n", err, cmd.CommandPath())
+		printBounded(s.Err, fmt.Sprintf("sockplay: %v (see '%s --help')\n", err, cmd.CommandPath()))
 		return cmdline.ExitUsage
 	}
-	fmt.Fprintf(s.Err, "sockplay: %v\n", err)
+	printBounded(s.Err, fmt.Sprintf("sockplay: %v\n", err))
 	return cmdline.ExitError
+}
+
+// printBounded writes the error line, waiting at most logFlushTimeout: a
+// stderr nobody reads must not keep a stopped host from exiting.
+func printBounded(w io.Writer, line string) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.WriteString(w, line)
+	}()
+	t := time.NewTimer(logFlushTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C: // the process exits; the write goes with it
+	}
 }
 
 // New returns the root command. Commands added by other files register

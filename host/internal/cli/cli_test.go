@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -125,5 +128,91 @@ func TestVersion(t *testing.T) {
 			!strings.HasPrefix(out.String(), "sockplay "+Version+" (plugin protocol 1)\nrevision ") {
 			t.Errorf("%v: exit %d, %q", args, code, out.String())
 		}
+	}
+}
+
+// stallWriter blocks every Write until release is closed.
+type stallWriter struct {
+	release chan struct{}
+	mu      sync.Mutex
+	b       bytes.Buffer
+}
+
+func (w *stallWriter) Write(p []byte) (int, error) {
+	<-w.release
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *stallWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// A log output nobody reads never blocks a writer: past logQueueBytes the
+// lines are dropped and counted, and the count is reported once the output
+// takes writes again (issue 27, kind 5).
+func TestNonBlockingLog(t *testing.T) {
+	w := &stallWriter{release: make(chan struct{})}
+	nb := newNonBlocking(w)
+	var reports []uint64
+	var mu sync.Mutex
+	nb.onDropped(func(n uint64) {
+		mu.Lock()
+		reports = append(reports, n)
+		mu.Unlock()
+		fmt.Fprintf(nb, "dropped %d\n", n)
+	})
+	line := bytes.Repeat([]byte("x"), 1023)
+	line = append(line, '\n')
+	const lines = 2 * logQueueBytes / 1024 // twice what the queue holds
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range lines {
+			if _, err := nb.Write(line); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("writes to a stalled log blocked")
+	}
+	close(w.release)
+	nb.Close(30 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	written := strings.Count(w.String(), string(line))
+	if len(reports) != 1 || uint64(written)+reports[0] != lines {
+		t.Fatalf("%d lines written, reports %v; want them to add up to %d", written, reports, lines)
+	}
+	if written < logQueueBytes/1024-1 || !strings.HasSuffix(w.String(), fmt.Sprintf("dropped %d\n", reports[0])) {
+		out := w.String()
+		t.Errorf("%d lines written (the queue holds %d); the output ends %q", written, logQueueBytes/1024, out[max(0, len(out)-40):])
+	}
+}
+
+// Close returns within its timeout even when the output never takes a write
+// again: a stalled log must not keep the host from exiting.
+func TestNonBlockingLogCloseStalled(t *testing.T) {
+	w := &stallWriter{release: make(chan struct{})}
+	defer close(w.release) // lets run's stuck write end after the test
+	nb := newNonBlocking(w)
+	fmt.Fprintln(nb, "one")
+	fmt.Fprintln(nb, "two")
+	done := make(chan struct{})
+	go func() {
+		nb.Close(50 * time.Millisecond)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close waits for a write that never returns")
 	}
 }

@@ -61,15 +61,26 @@ finds it).`,
 			if cfg.PluginDir, err = filepath.Abs(cfg.PluginDir); err != nil {
 				return err
 			}
-			log, err := newLogger(level, "text", true, s.Err)
+			// As serve's: a stalled reader costs lines, never the loop or
+			// its host.
+			out, errOut := newNonBlocking(s.Out), newNonBlocking(s.Err)
+			defer out.Close(logFlushTimeout)
+			defer errOut.Close(logFlushTimeout)
+			log, err := newLogger(level, "text", true, errOut)
 			if err != nil {
 				return err
 			}
+			errOut.onDropped(func(n uint64) {
+				log.Warn("the log output was blocked (nobody read it); lines dropped meanwhile", "dropped", n)
+			})
+			out.onDropped(func(n uint64) {
+				log.Warn("the output was blocked (nobody read it); lines dropped meanwhile", "dropped", n)
+			})
 			cfg.LogLevel = log.GetLevel()
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			dc := devloop.Config{Source: src, Serve: cfg, Listen: listenAddr, Out: s.Out, Log: log}
+			dc := devloop.Config{Source: src, Serve: cfg, Listen: listenAddr, Out: out, Log: log}
 			if src.Lang == devloop.Python {
 				wd, _ := os.Getwd()
 				root := ""

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -86,4 +88,143 @@ func (g *gate) Discard() {
 	defer g.mu.Unlock()
 	g.closed = true
 	g.buf.Reset()
+}
+
+// logFlushTimeout bounds how long a command waits at exit for its log to be
+// written out.
+const logFlushTimeout = 2 * time.Second
+
+// logQueueBytes bounds what a stalled log output holds back before lines are
+// dropped: well over a pipe's 64 KiB, so that a reader that only pauses
+// loses nothing.
+const logQueueBytes = 1 << 20
+
+// nonBlocking is the host's log output: writes are queued and written to w
+// by a goroutine of its own, so that no goroutine that logs (a supervisor
+// logging a plugin's death before it restarts it, a stop logging
+// "stopping") ever waits for w. When w's reader stalls (a full pipe, a
+// terminal in scroll-back mode, a stuck log shipper; case 14), the queue
+// fills to logQueueBytes, then each write is dropped and counted; once w
+// takes writes again, reportDropped is called with the count, from that
+// goroutine. A write is one log record (hclog writes each record whole).
+type nonBlocking struct {
+	w io.Writer
+
+	mu       sync.Mutex
+	queue    [][]byte
+	size     int
+	dropped  uint64 // since the last report
+	reported func(n uint64)
+	closed   bool
+	busy     bool          // run is writing a batch out
+	wake     chan struct{} // a token: the queue has something
+	idle     chan struct{} // closed and replaced each time the queue is written out
+	done     chan struct{} // closed when run has returned
+}
+
+// reportRoom is the room the queue must have for the line that reports the
+// drops, so that it is not dropped itself.
+const reportRoom = 4 << 10
+
+func newNonBlocking(w io.Writer) *nonBlocking {
+	nb := &nonBlocking{w: w, wake: make(chan struct{}, 1), idle: make(chan struct{}), done: make(chan struct{})}
+	go nb.run()
+	return nb
+}
+
+// onDropped sets what reports the lines dropped (a log line of the host's:
+// it is queued like any other).
+func (nb *nonBlocking) onDropped(f func(n uint64)) {
+	nb.mu.Lock()
+	nb.reported = f
+	nb.mu.Unlock()
+}
+
+func (nb *nonBlocking) Write(p []byte) (int, error) {
+	nb.mu.Lock()
+	defer nb.mu.Unlock()
+	if nb.closed || nb.size+len(p) > logQueueBytes {
+		nb.dropped++
+		return len(p), nil
+	}
+	nb.queue = append(nb.queue, bytes.Clone(p))
+	nb.size += len(p)
+	select {
+	case nb.wake <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+// run writes the queue out until Close.
+func (nb *nonBlocking) run() {
+	defer close(nb.done)
+	for {
+		nb.mu.Lock()
+		batch := nb.queue
+		nb.queue, nb.size = nil, 0
+		nb.busy = len(batch) > 0
+		closed := nb.closed
+		nb.mu.Unlock()
+		wrote := false
+		for _, b := range batch {
+			if _, err := nb.w.Write(b); err == nil {
+				wrote = true
+			} else {
+				nb.mu.Lock()
+				nb.dropped++ // the reader is gone
+				nb.mu.Unlock()
+			}
+		}
+		nb.mu.Lock()
+		n, report := nb.dropped, nb.reported
+		if wrote && n > 0 && report != nil && nb.size+reportRoom <= logQueueBytes {
+			nb.dropped = 0 // writing works again: say what was lost
+		} else {
+			report = nil
+		}
+		if len(nb.queue) == 0 && report == nil {
+			nb.busy = false
+			close(nb.idle) // Close waits for this
+			nb.idle = make(chan struct{})
+		}
+		nb.mu.Unlock()
+		switch {
+		case report != nil:
+			report(n) // queues a line: written on the next round
+		case closed:
+			return
+		default:
+			<-nb.wake
+		}
+	}
+}
+
+// Close writes out what is queued, waiting at most timeout (a reader that
+// never reads again must not keep the host from exiting), and drops what
+// comes later.
+func (nb *nonBlocking) Close(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	nb.mu.Lock()
+	idle := nb.idle
+	empty := len(nb.queue) == 0 && !nb.busy
+	nb.mu.Unlock()
+	if !empty {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+		}
+	}
+	nb.mu.Lock()
+	nb.closed = true
+	nb.mu.Unlock()
+	select {
+	case nb.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-nb.done:
+	case <-ctx.Done(): // run is stuck in a write that never returns
+	}
 }

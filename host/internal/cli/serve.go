@@ -148,11 +148,18 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 		fmt.Fprintf(s.Out, "%s: ok\n", f.config)
 		return nil
 	}
-	logOut := newGate(s.Err)
+	// The log never holds the host up: a stalled reader costs log lines,
+	// counted and reported once it reads again, never a restart or a stop.
+	errOut := newNonBlocking(s.Err)
+	defer errOut.Close(logFlushTimeout)
+	logOut := newGate(errOut)
 	log, err := newLogger(f.log.Level, f.log.Format, f.log.Time, logOut)
 	if err != nil {
 		return err
 	}
+	errOut.onDropped(func(n uint64) {
+		log.Warn("the log output was blocked (nobody read it); lines dropped meanwhile", "dropped", n)
+	})
 	cfg.LogLevel = log.GetLevel()
 	cfg.LogJSON = f.log.Format == "json"
 
