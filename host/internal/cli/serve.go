@@ -108,7 +108,7 @@ nothing running.`,
 	fs.StringArrayVar(&f.rules.MaxPerSource, "max-per-source", nil, "TCP: at most N connections open at once from one source address (IPv6: one /64), `NAME=N`")
 	fs.StringArrayVar(&f.rules.RatePerSource, "rate-per-source", nil, "new connections (UDP: datagrams) per source, a token bucket: `NAME=RATE[/s|/m][:BURST]` (burst: the rate per second, at least 1)")
 	fs.StringArrayVar(&f.rules.ProxyProtocol, "proxy-protocol", nil, "trust PROXY protocol v1 and v2 headers from these proxies, which must send one: `NAME=CIDR[,CIDR...]`; the client in the header is the one the rules and the plugin see")
-	fs.StringVar(&cfg.StatusFile, "status-file", config.DefaultStatusFile(), "keep the plugins' state in `FILE` for 'sockplay status' (empty: nowhere)")
+	fs.StringVar(&cfg.StatusFile, "status-file", config.DefaultStatusFile(), "keep the plugins' state in `FILE` for 'sockplay status' (empty: nowhere); its directory must be this user's own, writable by no one else")
 	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "serve the admin endpoint (web page, /metrics, /api) on `HOST:PORT`; off disables it; outside loopback it needs --admin-token")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "require `TOKEN` of every admin request (Authorization: Bearer TOKEN)")
 	fs.StringArrayVar(&cfg.Trace, "trace", nil, "trace plugin `NAME`: it sends the first --trace-bytes of each connection each way, and of each datagram, to the page and 'sockplay trace' (repeatable; shows passwords too)")

@@ -226,6 +226,9 @@ func RequestReload(ctx context.Context, statusFile string, req ReloadRequest) (R
 	case st.Control == "":
 		return none, fmt.Errorf("the host (pid %d) has no control socket (see its log)", st.HostPid)
 	}
+	if err := checkControl(st.Control); err != nil {
+		return none, err
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return none, err

@@ -23,10 +23,15 @@ const LockSuffix = ".lock"
 
 // lockStatus takes the lock of the status file path, or says who holds it.
 func lockStatus(path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("status file %s: %w", path, err)
+	dir, err := statusDirFor(path) // checked: statusdir.go
+	if err != nil {
+		return nil, err
 	}
-	f, err := os.OpenFile(path+LockSuffix, os.O_RDWR|os.O_CREATE, 0o644)
+	defer dir.Close()
+	f, err := openInDir(dir, filepath.Base(path)+LockSuffix, os.O_RDWR|os.O_CREATE, 0o644)
+	if errors.Is(err, errUnsafeDir) {
+		return nil, fmt.Errorf("status file %s: lock: %w", path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("status file %s: lock: %w", path, err)
 	}

@@ -95,10 +95,11 @@ func absDir(dir string) string {
 	return dir
 }
 
+// writeFileAtomic replaces path with a file of b: a file made beside it
+// (O_EXCL, which follows no link) and renamed over it. The directory is the
+// status directory, checked when the host took the file's lock (statusdir.go);
+// it is not made again if it went.
 func writeFileAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".status-*")
 	if err != nil {
 		return err
@@ -117,7 +118,7 @@ func writeFileAtomic(path string, b []byte) error {
 // ReadStatus reads a status file.
 func ReadStatus(path string) (StatusReport, error) {
 	var r StatusReport
-	b, err := os.ReadFile(path)
+	b, err := readStatusFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return r, fmt.Errorf("no status at %s: is a host running? (sockplay serve --status-file sets the path)", path)
 	}
