@@ -17,6 +17,26 @@
 // The endpoint serves loopback addresses only, unless a token is set: then
 // every request must carry "Authorization: Bearer TOKEN" (RFC 6750), and a
 // request without it gets 401.
+//
+// Without a token, a web page the user visits must not read the endpoint
+// (status, events, metrics and, in trace mode, the bytes of logins) by DNS
+// rebinding: its own name, made to resolve to 127.0.0.1, would make its
+// requests same-origin. So, as Transmission's fix for the same report
+// (CVE-2018-5702: a whitelist of host names) and as a rebinding defence must
+// (the browser sends the name it resolved in Host):
+//
+//   - a request whose Host is not the bound address, "localhost" or a
+//     loopback literal (127.0.0.0/8, ::1), with any port, gets 421
+//     Misdirected Request;
+//   - a request with an Origin header (every cross-origin one; the page's
+//     event stream) whose host is not one of those gets 403, whether or not
+//     a token is set;
+//   - only GET and HEAD are served (405 otherwise): nothing on the endpoint
+//     changes anything, no CORS header is ever sent (so no preflight
+//     succeeds), and what changes the host (reload) is the control socket,
+//     a Unix socket of mode 0600 that no browser reaches;
+//   - responses may not be framed (X-Frame-Options, CSP frame-ancestors) nor
+//     embedded by another origin (Cross-Origin-Resource-Policy: same-origin).
 package admin
 
 import (
@@ -29,6 +49,9 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -149,7 +172,60 @@ func (s *Server) handler() http.Handler {
 	}))
 	mux.HandleFunc("GET /api/stream", s.query(s.stream))
 	mux.HandleFunc("GET /api/trace", s.query(s.traceStream))
-	return s.auth(securityHeaders(mux))
+	return securityHeaders(s.sameSite(s.auth(mux)))
+}
+
+// sameSite refuses what a web page of another site could send: see the
+// package doc. The Host check applies without a token only (with one, the
+// endpoint may be reached by any name, and the token guards it).
+func (s *Server) sameSite(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "405 method not allowed: the admin endpoint only reads", http.StatusMethodNotAllowed)
+			return
+		}
+		if s.cfg.Token == "" && !s.localName(r.Host) {
+			http.Error(w, fmt.Sprintf("421 misdirected request: Host %q is not this endpoint's address, localhost or a loopback address", r.Host),
+				http.StatusMisdirectedRequest)
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" && !s.localOrigin(o) {
+			http.Error(w, fmt.Sprintf("403 forbidden: requests from origin %q are not served", o), http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// localName reports whether hostport (a Host header, a URL's host) names
+// this endpoint as a browser on this machine would: the bound address,
+// localhost, or a loopback literal.
+func (s *Server) localName(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	if ip.Unmap().IsLoopback() {
+		return true
+	}
+	bound, ok := s.ln.Addr().(*net.TCPAddr)
+	return ok && !bound.IP.IsUnspecified() && bound.IP.Equal(net.IP(ip.AsSlice()))
+}
+
+// localOrigin reports whether an Origin header (RFC 6454: scheme://host[:port],
+// or "null") is this endpoint's.
+func (s *Server) localOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && s.localName(u.Host)
 }
 
 // auth requires the bearer token, when there is one.
@@ -171,7 +247,9 @@ func (s *Server) auth(h http.Handler) http.Handler {
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Cross-Origin-Resource-Policy", "same-origin")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		h.ServeHTTP(w, r)
 	})
