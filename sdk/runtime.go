@@ -31,7 +31,7 @@ func servePlugin(p *Plugin) int {
 	// os.Stderr is captured here, before plugin.Serve redirects the standard
 	// streams: go-plugin parses these JSON lines into the host's log.
 	// The host names the logger after the plugin.
-	log := plog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: level})
+	log := plog.New(&hclog.LoggerOptions{Output: plog.JSONOutput(os.Stderr), JSONFormat: true, Level: level})
 	rt := &runtime{p: p, log: log, configured: make(chan struct{})}
 	if !eventsDisabled() {
 		rt.events = newEventQueue()
@@ -47,7 +47,7 @@ func servePlugin(p *Plugin) int {
 		HandshakeConfig:  protocol.Handshake,
 		VersionedPlugins: protocol.PluginSet(rt),
 		GRPCServer:       plugin.DefaultGRPCServer,
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Output: os.Stderr,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Output: plog.JSONOutput(os.Stderr),
 			JSONFormat: true, Level: max(level, hclog.Warn)}),
 	})
 	return 0

@@ -32,7 +32,7 @@ func guardStdout() {
 	}
 	handshakeStdout, earlyStdout, earlyDone = os.Stdout, w, make(chan struct{})
 	os.Stdout = w
-	log := plog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, TimeFormat: plog.TimeFormat})
+	log := plog.New(&hclog.LoggerOptions{Output: plog.JSONOutput(os.Stderr), JSONFormat: true, TimeFormat: plog.TimeFormat})
 	go func() {
 		defer close(earlyDone)
 		sc := bufio.NewScanner(r)

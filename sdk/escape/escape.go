@@ -74,6 +74,11 @@ func needsEscape(s string, lines bool) bool {
 	return false
 }
 
+// Unsafe reports whether r is a non-ASCII code point that String escapes
+// (see unsafeRune): for a writer that escapes in its own syntax, such as a
+// JSON \uXXXX.
+func Unsafe(r rune) bool { return unsafeRune(r) }
+
 // unsafeRune reports the non-ASCII code points that act on a terminal or on
 // the order text is shown in: C1 controls (U+0080-U+009F, among them CSI),
 // the bidi embeddings, overrides and isolates (U+202A-U+202E,

@@ -76,6 +76,7 @@ finds it).`,
 			out.onDropped(func(n uint64) {
 				log.Warn("the output was blocked (nobody read it); lines dropped meanwhile", "dropped", n)
 			})
+			defer captureStdLogs(log)()
 			cfg.LogLevel = log.GetLevel()
 			if err := cfg.Validate(); err != nil {
 				return err

@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	stdlog "log"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/grpclog"
 
 	"github.com/sockplay/sockplay/sdk/protocol/plog"
 )
@@ -38,7 +40,28 @@ func newLogger(level, format string, withTime bool, w io.Writer) (hclog.Logger, 
 	default:
 		return nil, usagef("--log-format %q: want text or json", format)
 	}
-	return plog.New(opts), nil
+	// Escaped: what plugins relay (their log records, stdout and stderr)
+	// and what the host logs of theirs (errors, events) can carry a
+	// client's bytes: a record is one line, and nothing in it acts on the
+	// operator's terminal.
+	return plog.Escaped(plog.New(opts)), nil
+}
+
+// captureStdLogs sends what the standard library's log package and gRPC's
+// log (which write to stderr themselves, unescaped and blocking) to log, and
+// returns what undoes it.
+func captureStdLogs(log hclog.Logger) (undo func()) {
+	w := log.Named("stdlog").StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true})
+	out, flags, prefix := stdlog.Writer(), stdlog.Flags(), stdlog.Prefix()
+	stdlog.SetOutput(w)
+	stdlog.SetFlags(0)
+	stdlog.SetPrefix("")
+	grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, w)) // errors only, as gRPC's default
+	return func() {
+		stdlog.SetOutput(out)
+		stdlog.SetFlags(flags)
+		stdlog.SetPrefix(prefix)
+	}
 }
 
 // gate holds what is written to it until Open, which writes it out and lets

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sockplay/sockplay/host/internal/config"
 	"github.com/sockplay/sockplay/host/internal/serve"
+	"github.com/sockplay/sockplay/sdk/escape"
 )
 
 func init() { register(reloadCommand) }
@@ -107,7 +108,7 @@ func printReload(w io.Writer, results []serve.ReloadResult) error {
 				line += fmt.Sprintf(" (pid %d serves on)", r.OldPid)
 			}
 		}
-		if _, err := fmt.Fprintln(w, line); err != nil {
+		if _, err := fmt.Fprintln(w, escape.String(line)); err != nil { // versions and errors are the plugins'
 			return err
 		}
 	}

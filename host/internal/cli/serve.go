@@ -160,6 +160,7 @@ func runServe(cmd *cobra.Command, cfg config.Config, f serveFlags, s Streams) er
 	errOut.onDropped(func(n uint64) {
 		log.Warn("the log output was blocked (nobody read it); lines dropped meanwhile", "dropped", n)
 	})
+	defer captureStdLogs(log)()
 	cfg.LogLevel = log.GetLevel()
 	cfg.LogJSON = f.log.Format == "json"
 

@@ -721,6 +721,11 @@ func (h *Host) Stop(now context.Context) error {
 	ctx, cancel := context.WithTimeout(now, limit)
 	defer cancel()
 	err := h.Shutdown(ctx)
+	select {
+	case <-h.drained: // done as ctx ended: a clean stop all the same
+		err = nil
+	default:
+	}
 	switch {
 	case err == nil:
 		return nil

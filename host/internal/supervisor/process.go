@@ -17,6 +17,7 @@ import (
 
 	"github.com/sockplay/sockplay/host/internal/catalog"
 	"github.com/sockplay/sockplay/host/internal/systemd"
+	"github.com/sockplay/sockplay/sdk/escape"
 	"github.com/sockplay/sockplay/sdk/protocol"
 	"github.com/sockplay/sockplay/sdk/protocol/fdpass"
 )
@@ -200,7 +201,7 @@ func (p *Process) startError(err error) error {
 		hs := handshakeLine(msg)
 		if hs == "" {
 			if tail := p.stderr.LastLine(); tail != "" {
-				return fmt.Errorf("exited before its handshake: %s", tail)
+				return fmt.Errorf("exited before its handshake: %s", escape.String(tail))
 			}
 			return errors.New("exited before its handshake, saying nothing")
 		}
@@ -209,7 +210,7 @@ func (p *Process) startError(err error) error {
 		return fmt.Errorf("binary changed while it was being started (SHA-256 mismatch)")
 	}
 	if tail := p.stderr.LastLine(); tail != "" {
-		return fmt.Errorf("%s: %s", firstLine(msg), tail)
+		return fmt.Errorf("%s: %s", firstLine(msg), escape.String(tail))
 	}
 	return errors.New(firstLine(msg))
 }

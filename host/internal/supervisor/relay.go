@@ -111,7 +111,7 @@ func (r *relay) line(b []byte) {
 	}
 	if e, ok := plog.ParseLine(b); ok {
 		r.keep(summary(e))
-		r.emit(e.Level, e.Message, e.Fields...)
+		r.emit(e.Level, e.Message, multiLine(e.Fields)...)
 		return
 	}
 	if strings.HasPrefix(text, "panic: ") || strings.HasPrefix(text, "fatal error: ") {
@@ -127,6 +127,23 @@ func (r *relay) line(b []byte) {
 	}
 	r.keep(text)
 	r.emit(hclog.Info, text, "stream", r.stream)
+}
+
+// multiLineKeys name the fields the SDKs fill with text made of lines (a Go
+// stack, a Python traceback, a panic's value): the host's log keeps their
+// lines (plog.Lines); every other value is one line there.
+var multiLineKeys = map[string]bool{"stack": true, "traceback": true, "panic": true}
+
+// multiLine marks the values of multiLineKeys as plog.Lines.
+func multiLine(fields []any) []any {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if k, ok := fields[i].(string); ok && multiLineKeys[k] {
+			if v, ok := fields[i+1].(string); ok {
+				fields[i+1] = plog.Lines(v)
+			}
+		}
+	}
+	return fields
 }
 
 // summary is an entry's message, with its error field if it has one.

@@ -55,6 +55,7 @@ import (
 	"github.com/sockplay/sockplay/host/internal/catalog"
 	"github.com/sockplay/sockplay/host/internal/listen"
 	"github.com/sockplay/sockplay/sdk/protocol"
+	"github.com/sockplay/sockplay/sdk/protocol/plog"
 )
 
 // Listener is what a supervisor feeds its process from: a listen.TCP or
@@ -505,9 +506,9 @@ func (s *Supervisor) reap(dead *Process) string {
 	}
 	args := []any{"pid", dead.Pid, "status", status}
 	if p := dead.Panic(); p != "" {
-		args = append(args, "panic", p)
+		args = append(args, "panic", plog.Lines(p))
 	} else if tail := dead.StderrTail(); len(tail) > 0 {
-		args = append(args, "stderr", strings.Join(tail, "\n"))
+		args = append(args, "stderr", plog.Lines(strings.Join(tail, "\n")))
 	}
 	s.log.Error("plugin process exited", args...)
 	return status

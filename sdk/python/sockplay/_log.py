@@ -80,7 +80,11 @@ class Logger:
         for k, v in fields.items():
             rec[k] = _value(v)
         try:
-            self._write(json.dumps(rec, ensure_ascii=False) + "\n")
+            # ensure_ascii: every non-ASCII character as \uXXXX, so that
+            # the line, read raw, holds nothing that acts on a terminal (C1
+            # and bidi controls from a client's bytes); the host reads the
+            # same record, and escapes what it logs.
+            self._write(json.dumps(rec, ensure_ascii=True) + "\n")
         except (OSError, ValueError):
             pass  # the host is gone, or stderr closed: nothing to tell it
 

@@ -3,12 +3,14 @@
 Each line received is answered; some lines ask for misbehaviour:
   boom      raise an exception in the handler (loses this connection)
   print X   print X (reaches the host's log)
+  eprint X  print X to sys.stderr
   log X     plugin.log.warn X, with a field
   wait      block in recv until the connection is cut (for drain tests)
   stats     answer with the plugin's pid
 anything else is echoed with the greeting option as a prefix.
 """
 import os
+import sys
 
 import sockplay
 
@@ -28,11 +30,13 @@ def setup(config):
 def probe(conn, addr):
     f = conn.makefile("rwb", buffering=0)
     for raw in f:
-        line = raw.decode().rstrip("\n")
+        line = raw.decode("utf-8", "surrogateescape").rstrip("\n")
         if line == "boom":
             raise RuntimeError("pyprobe: asked to fail")
         elif line.startswith("print "):
             print(line[6:])
+        elif line.startswith("eprint "):
+            print(line[7:], file=sys.stderr)
         elif line.startswith("log "):
             plugin.log.warn(line[4:], peer=addr, field="value")
         elif line == "wait":
