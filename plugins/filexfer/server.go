@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/sockplay/sockplay/sdk"
 )
@@ -690,10 +691,11 @@ func (l *nameLocks) lock(name string, wait time.Duration) (unlock func(), ok boo
 }
 
 // sumCache remembers the SHA-256 of files by inode, size and times, so that a
-// GET of a file already hashed (or just uploaded) starts at once.
+// GET of a file already hashed (or just uploaded) starts at once. It keeps
+// maxSums, the least recently used forgotten first (clients make files).
 type sumCache struct {
 	mu sync.Mutex
-	m  map[sumKey]string
+	m  *simplelru.LRU[sumKey, string] // made on first use
 }
 
 type sumKey struct {
@@ -709,7 +711,11 @@ func (c *sumCache) get(f *os.File, st fs.FileInfo) (string, error) {
 	k, ok := keyOf(st)
 	if ok {
 		c.mu.Lock()
-		sum, hit := c.m[k]
+		var sum string
+		hit := false
+		if c.m != nil {
+			sum, hit = c.m.Get(k)
+		}
 		c.mu.Unlock()
 		if hit {
 			return sum, nil
@@ -733,8 +739,8 @@ func (c *sumCache) put(st fs.FileInfo, sum string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxSums {
-		c.m = map[sumKey]string{}
+	if c.m == nil {
+		c.m, _ = simplelru.NewLRU[sumKey, string](maxSums, nil)
 	}
-	c.m[k] = sum
+	c.m.Add(k, sum)
 }

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // limiter counts failed logins per source address and per user name, over a
@@ -41,18 +43,34 @@ type limiterConfig struct {
 // grow memory without bound.
 const maxKeys = 1 << 16
 
+// evictTries is how many of the least recently used entries a full table
+// looks at for one that holds nothing (no failure in the window, no lockout,
+// no check in flight) to forget for a new key: the work per request stays
+// bounded. When none of them is idle, the new key is held off (its request
+// waits, as a locked-out one does) rather than forgetting what a key
+// failed: as nginx's limit_req, which removes the least recently used state
+// and, if even then it cannot make a new one, refuses the request.
+const evictTries = 8
+
 func newLimiter(c limiterConfig) *limiter {
 	return &limiter{
 		window: c.window, lockout: c.lockout, base: c.base, maxDelay: c.maxDelay,
-		addrs: table{limit: c.addrLimit, m: map[string]*entry{}},
-		users: table{limit: c.userLimit, m: map[string]*entry{}},
+		addrs: newTable(c.addrLimit), users: newTable(c.userLimit),
 	}
 }
 
 type table struct {
 	limit int
-	m     map[string]*entry
+	m     *simplelru.LRU[string, *entry] // at most maxKeys, by last use
 }
+
+func newTable(limit int) table {
+	m, _ := simplelru.NewLRU[string, *entry](maxKeys, nil)
+	return table{limit: limit, m: m}
+}
+
+// tableFullRetry is when a key the full table had no room for asks again.
+const tableFullRetry = time.Second
 
 type entry struct {
 	fails    []time.Time // in the window, oldest first, at most limit
@@ -70,6 +88,11 @@ func (l *limiter) admit(now time.Time, addr, user string) (t ticket, retry time.
 	defer l.mu.Unlock()
 	a := l.addrs.get(addr, now, l.window)
 	u := l.users.get(user, now, l.window)
+	if a == nil || u == nil { // a table is full of keys in use
+		l.addrs.tidy(addr)
+		l.users.tidy(user)
+		return ticket{}, now.Add(tableFullRetry), false
+	}
 	ra, okA := a.allowed(now, l.addrs.limit, l.window)
 	ru, okU := u.allowed(now, l.users.limit, l.window)
 	if !okA || !okU {
@@ -86,10 +109,10 @@ func (l *limiter) admit(now time.Time, addr, user string) (t ticket, retry time.
 func (l *limiter) succeeded(t ticket) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if a := l.addrs.m[t.addr]; a != nil {
+	if a, _ := l.addrs.m.Peek(t.addr); a != nil {
 		a.inflight--
 	}
-	if u := l.users.m[t.user]; u != nil {
+	if u, _ := l.users.m.Peek(t.user); u != nil {
 		u.inflight--
 		u.fails = u.fails[:0]
 	}
@@ -101,10 +124,10 @@ func (l *limiter) succeeded(t ticket) {
 func (l *limiter) cancel(t ticket) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if a := l.addrs.m[t.addr]; a != nil {
+	if a, _ := l.addrs.m.Peek(t.addr); a != nil {
 		a.inflight--
 	}
-	if u := l.users.m[t.user]; u != nil {
+	if u, _ := l.users.m.Peek(t.user); u != nil {
 		u.inflight--
 	}
 	l.addrs.tidy(t.addr)
@@ -123,8 +146,11 @@ func (l *limiter) failed(now time.Time, t ticket) failure {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var f failure
-	a := l.addrs.get(t.addr, now, l.window)
+	a := l.addrs.get(t.addr, now, l.window) // in flight: never evicted, found
 	u := l.users.get(t.user, now, l.window)
+	if a == nil || u == nil {
+		return f
+	}
 	f.addrFails, f.addrLocked = a.fail(now, l.addrs.limit, l.lockout)
 	f.userFails, f.userLocked = u.fail(now, l.users.limit, l.lockout)
 	f.delay = l.delay(max(f.addrFails, f.userFails))
@@ -150,15 +176,18 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-// get returns key's entry, pruned to the window, creating it if need be.
+// get returns key's entry, pruned to the window, creating it if need be;
+// nil when the table is full and none of the evictTries least recently used
+// entries is idle. A key checked in flight is never forgotten: failed finds
+// its entry.
 func (t *table) get(key string, now time.Time, window time.Duration) *entry {
-	e := t.m[key]
-	if e == nil {
-		if len(t.m) >= maxKeys {
-			t.evict(now, window)
+	e, ok := t.m.Get(key)
+	if !ok {
+		if t.m.Len() >= maxKeys && !t.evict(now, window) {
+			return nil
 		}
 		e = &entry{}
-		t.m[key] = e
+		t.m.Add(key, e)
 	}
 	e.prune(now, window)
 	return e
@@ -166,28 +195,34 @@ func (t *table) get(key string, now time.Time, window time.Duration) *entry {
 
 // tidy drops key's entry if it holds nothing.
 func (t *table) tidy(key string) {
-	if e := t.m[key]; e != nil && len(e.fails) == 0 && e.inflight == 0 && e.locked.IsZero() {
-		delete(t.m, key)
+	if e, _ := t.m.Peek(key); e != nil && e.idle() {
+		t.m.Remove(key)
 	}
 }
 
-// evict makes room: first every entry that holds nothing any more, then, if
-// the table is still full, some entries that are not locked out nor in use.
-func (t *table) evict(now time.Time, window time.Duration) {
-	for k, e := range t.m {
+// evict makes room for one key, looking at no more than evictTries of the
+// least recently used entries: the first that is idle, once pruned, goes;
+// one that is not is moved to the front, so that the next try sees the next.
+func (t *table) evict(now time.Time, window time.Duration) bool {
+	for range evictTries {
+		k, e, ok := t.m.GetOldest()
+		if !ok {
+			return true
+		}
 		e.prune(now, window)
-		if len(e.fails) == 0 && e.inflight == 0 && e.locked.IsZero() {
-			delete(t.m, k)
+		if e.idle() {
+			t.m.Remove(k)
+			return true
 		}
+		t.m.Get(k) // in use: to the front
 	}
-	for k, e := range t.m {
-		if len(t.m) < maxKeys*7/8 {
-			return
-		}
-		if e.inflight == 0 && e.locked.IsZero() {
-			delete(t.m, k)
-		}
-	}
+	return false
+}
+
+// idle reports whether e holds nothing: no failure in the window, no
+// lockout, no check in flight.
+func (e *entry) idle() bool {
+	return len(e.fails) == 0 && e.inflight == 0 && e.locked.IsZero()
 }
 
 func (e *entry) prune(now time.Time, window time.Duration) {

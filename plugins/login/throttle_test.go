@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -35,10 +36,10 @@ func TestLimiter(t *testing.T) {
 	}
 	l.succeeded(tk)
 	// A success resets the name's count but not the address's.
-	if e := l.users.m["alice"]; e != nil && len(e.fails) != 0 {
+	if e, _ := l.users.m.Peek("alice"); e != nil && len(e.fails) != 0 {
 		t.Fatalf("alice still has %d failures after a success", len(e.fails))
 	}
-	if e := l.addrs.m["10.0.0.1"]; e == nil || len(e.fails) != 3 {
+	if e, _ := l.addrs.m.Peek("10.0.0.1"); e == nil || len(e.fails) != 3 {
 		t.Fatal("the address's failures were forgotten")
 	}
 	// After the lockout and the window, the address is admitted again.
@@ -64,17 +65,36 @@ func TestLimiterInFlight(t *testing.T) {
 	l.cancel(b)
 }
 
+// The tables are bounded, with bounded work per request (issue 27, kind 6):
+// full of keys that each failed in the window, a new key waits (as a locked
+// one does) rather than make anyone's failures forgotten; once the window
+// has passed, the least recently used idle key makes room for it.
 func TestLimiterTableBounded(t *testing.T) {
 	l := newLimiter(limiterConfig{addrLimit: 5, userLimit: 5, window: time.Minute, lockout: time.Minute})
 	now := time.Unix(1000, 0)
-	for i := 0; i < maxKeys+100; i++ {
-		tk, _, ok := l.admit(now, "10.0.0.1", "user"+string(rune(i+0x4e00)))
-		if ok {
-			l.cancel(tk)
+	for i := range maxKeys {
+		tk, _, ok := l.admit(now, fmt.Sprintf("addr-%d", i), fmt.Sprintf("user-%d", i))
+		if !ok {
+			t.Fatalf("key %d of %d refused", i, maxKeys)
 		}
+		l.failed(now, tk)
 	}
-	if n := len(l.users.m); n > maxKeys {
-		t.Fatalf("%d names kept, at most %d", n, maxKeys)
+	if _, retry, ok := l.admit(now, "new-addr", "new-user"); ok || !retry.Equal(now.Add(tableFullRetry)) {
+		t.Fatalf("a new key in full tables: admitted %v, retry %v", ok, retry)
+	}
+	if tk, _, ok := l.admit(now, "addr-7", "user-7"); !ok { // a known key: its failure is kept, 1 of 5
+		t.Fatal("a known key was refused")
+	} else {
+		l.cancel(tk)
+	}
+	later := now.Add(time.Minute + time.Second)
+	if tk, _, ok := l.admit(later, "new-addr", "new-user"); !ok {
+		t.Fatal("a new key still waits once the window has passed")
+	} else {
+		l.cancel(tk)
+	}
+	if a, u := l.addrs.m.Len(), l.users.m.Len(); a > maxKeys || u > maxKeys {
+		t.Fatalf("%d addresses and %d names kept, at most %d each", a, u, maxKeys)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // Source ports udpecho never answers. A reply to one of them lands on a
@@ -82,7 +84,7 @@ func portOf(a net.Addr) int {
 type loopGuard struct {
 	plain bool
 	seed  maphash.Seed
-	last  map[string]sent
+	last  *simplelru.LRU[string, sent] // maxSources, the least recently sent to forgotten first
 }
 
 // loopWindow is how soon after a plain echo's reply the same bytes from the
@@ -96,13 +98,14 @@ type sent struct {
 }
 
 func newLoopGuard(plain bool) *loopGuard {
-	return &loopGuard{plain: plain, seed: maphash.MakeSeed(), last: map[string]sent{}}
+	last, _ := simplelru.NewLRU[string, sent](maxSources, nil)
+	return &loopGuard{plain: plain, seed: maphash.MakeSeed(), last: last}
 }
 
 // echoed reports whether payload, from sender at now, is the last reply sent
 // to it coming back.
 func (g *loopGuard) echoed(now time.Time, sender string, payload []byte) bool {
-	s, ok := g.last[sender]
+	s, ok := g.last.Peek(sender)
 	if !ok || len(payload) < s.n {
 		return false
 	}
@@ -114,8 +117,7 @@ func (g *loopGuard) echoed(now time.Time, sender string, payload []byte) bool {
 
 // sent records reply as the last one sent to sender, at now.
 func (g *loopGuard) sent(now time.Time, sender string, reply []byte) {
-	if _, ok := g.last[sender]; !ok && len(g.last) >= maxSources {
-		clear(g.last) // forgetting only lets one more round of a loop through
-	}
-	g.last[sender] = sent{sum: maphash.Bytes(g.seed, reply), n: len(reply), at: now}
+	// Past maxSources the sender sent to least recently is forgotten:
+	// forgetting only lets one more round of a loop through.
+	g.last.Add(sender, sent{sum: maphash.Bytes(g.seed, reply), n: len(reply), at: now})
 }

@@ -3,13 +3,15 @@ package main
 import (
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/time/rate"
 )
 
-// maxSources bounds the limiter's memory under a flood of spoofed sources:
-// past it, sources whose bucket has refilled are forgotten first (they would
-// start full anyway), then half of the rest (they start again with a full
-// bucket, which only errs on the side of answering).
+// maxSources bounds the limiter's memory (and the loop guard's) under a
+// flood of spoofed sources: past it the source seen least recently is
+// forgotten, in constant time, as nginx's limit_req forgets the least
+// recently used state when its zone is full. A forgotten source starts again
+// with a full bucket, which only errs on the side of answering.
 const maxSources = 65536
 
 // limiter is a token bucket (golang.org/x/time/rate) per source address. It
@@ -18,36 +20,20 @@ const maxSources = 65536
 type limiter struct {
 	limit   rate.Limit
 	burst   int
-	sources map[string]*rate.Limiter
+	sources *simplelru.LRU[string, *rate.Limiter]
 }
 
 func newLimiter(perSecond float64, burst int) *limiter {
-	return &limiter{limit: rate.Limit(perSecond), burst: burst, sources: map[string]*rate.Limiter{}}
+	sources, _ := simplelru.NewLRU[string, *rate.Limiter](maxSources, nil)
+	return &limiter{limit: rate.Limit(perSecond), burst: burst, sources: sources}
 }
 
 // allow reports whether a datagram from src may be answered at now.
 func (l *limiter) allow(now time.Time, src string) bool {
-	b, ok := l.sources[src]
+	b, ok := l.sources.Get(src)
 	if !ok {
-		if len(l.sources) >= maxSources {
-			l.evict(now)
-		}
 		b = rate.NewLimiter(l.limit, l.burst)
-		l.sources[src] = b
+		l.sources.Add(src, b)
 	}
 	return b.AllowN(now, 1)
-}
-
-func (l *limiter) evict(now time.Time) {
-	for k, b := range l.sources {
-		if b.TokensAt(now) >= float64(l.burst) {
-			delete(l.sources, k)
-		}
-	}
-	for k := range l.sources {
-		if len(l.sources) < maxSources/2 {
-			break
-		}
-		delete(l.sources, k)
-	}
 }

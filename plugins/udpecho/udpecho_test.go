@@ -99,14 +99,23 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
+// The limiter's memory is bounded whatever the sources (issue 27, kind 6):
+// a source that keeps sending keeps its bucket; past maxSources the one
+// seen least recently is forgotten, in constant time.
 func TestLimiterBounded(t *testing.T) {
 	now := time.Unix(1000, 0)
-	l := newLimiter(10, 5)
-	for i := range maxSources + 10 {
-		l.allow(now, strconv.Itoa(i))
+	l := newLimiter(10, 1)
+	if !l.allow(now, "victim") || l.allow(now, "victim") {
+		t.Fatal("a burst of 1 allowed none, or two")
 	}
-	if n := len(l.sources); n > maxSources {
-		t.Fatalf("%d sources remembered, want at most %d", n, maxSources)
+	for i := range 3 * maxSources {
+		l.allow(now, strconv.Itoa(i))
+		if i%4096 == 0 && l.allow(now, "victim") {
+			t.Fatalf("a source sending all along got its bucket back after %d others", i)
+		}
+	}
+	if n := l.sources.Len(); n != maxSources {
+		t.Fatalf("%d sources remembered, want maxSources (%d)", n, maxSources)
 	}
 }
 

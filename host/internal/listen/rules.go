@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/sockplay/sockplay/sdk/protocol/rules"
 )
@@ -31,13 +32,23 @@ type gate struct {
 
 	rebuild atomic.Bool // the rules began to count: learn what is open now
 
-	// Touched by the accept loop only (TCP.mu).
-	admitted map[netip.AddrPort]netip.AddrPort // client -> local end
+	// Touched by the accept loop only (TCP.mu). admitted keeps at most
+	// maxAdmitted connections: past that the one admitted first is
+	// forgotten and counted closed, in constant time (it errs on the side
+	// of admitting); a resync costs at most maxAdmitted lookups.
+	admitted *simplelru.LRU[netip.AddrPort, netip.AddrPort] // client -> local end
 	diagLog  time.Time
 }
 
+// maxAdmitted bounds the connections a listener remembers for its limits:
+// clients that connect from ever new addresses and ports (each closing at
+// once, so that no limit is reached and nothing is resynced) cannot grow it
+// past this.
+const maxAdmitted = 1 << 16
+
 func newGate(addr net.Addr) *gate {
-	g := &gate{Gate: rules.NewGate(nil), local: rules.AddrPort(addr), admitted: map[netip.AddrPort]netip.AddrPort{}}
+	g := &gate{Gate: rules.NewGate(nil), local: rules.AddrPort(addr)}
+	g.admitted, _ = simplelru.NewLRU[netip.AddrPort, netip.AddrPort](maxAdmitted, nil)
 	log := hclog.NewNullLogger()
 	g.log.Store(&log)
 	return g
@@ -90,12 +101,16 @@ func (g *gate) admit(fd int, sa syscall.Sockaddr) bool {
 		return false
 	}
 	if counted {
-		if _, reused := g.admitted[peer]; reused { // the same client port again: the old one is gone
+		if g.admitted.Remove(peer) { // the same client port again: the old one is gone
 			g.Release(peer.Addr())
+		} else if g.admitted.Len() >= maxAdmitted { // full: the first admitted counts as closed
+			if old, _, ok := g.admitted.RemoveOldest(); ok {
+				g.Release(old.Addr())
+			}
 		}
-		g.admitted[peer] = g.localOf(fd)
-	} else if len(g.admitted) > 0 && !g.Rules().Counts() {
-		clear(g.admitted)
+		g.admitted.Add(peer, g.localOf(fd))
+	} else if g.admitted.Len() > 0 && !g.Rules().Counts() {
+		g.forgetAll()
 	}
 	return true
 }
@@ -108,21 +123,22 @@ func (g *gate) resync(all bool, except netip.AddrPort) bool {
 	if all {
 		var live []conn
 		if live, err = openConns(g.local); err == nil {
-			clear(g.admitted)
+			g.forgetAll()
 			for _, c := range live {
-				g.admitted[c.remote] = c.local
+				g.admitted.Add(c.remote, c.local)
 			}
 		}
 	} else {
-		conns := make([]conn, 0, len(g.admitted))
-		for remote, local := range g.admitted {
+		conns := make([]conn, 0, g.admitted.Len())
+		for _, remote := range g.admitted.Keys() {
+			local, _ := g.admitted.Peek(remote)
 			conns = append(conns, conn{local, remote})
 		}
 		var open []bool
 		if open, err = stillOpen(conns); err == nil {
 			for i, c := range conns {
 				if !open[i] {
-					delete(g.admitted, c.remote)
+					g.forget(c.remote)
 				}
 			}
 		}
@@ -134,14 +150,20 @@ func (g *gate) resync(all bool, except netip.AddrPort) bool {
 		}
 		return false
 	}
-	delete(g.admitted, except)
-	addrs := make([]netip.Addr, 0, len(g.admitted))
-	for a := range g.admitted {
+	g.forget(except)
+	addrs := make([]netip.Addr, 0, g.admitted.Len())
+	for _, a := range g.admitted.Keys() {
 		addrs = append(addrs, a.Addr())
 	}
 	g.Recount(addrs)
 	return true
 }
+
+// forget drops peer from admitted; the caller recounts.
+func (g *gate) forget(peer netip.AddrPort) { g.admitted.Remove(peer) }
+
+// forgetAll empties admitted; the caller recounts, or nothing counts.
+func (g *gate) forgetAll() { g.admitted.Purge() }
 
 // localOf is the local end of the accepted connection fd: the listener's
 // address, or when that is unspecified (0.0.0.0, ::) the socket's own.

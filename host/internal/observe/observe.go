@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -158,8 +159,8 @@ type connKey struct {
 
 type plugin struct {
 	stats     Stats
-	open      map[connKey]*Conn
-	hist      []uint64 // per bucket, not cumulative; the last is +Inf
+	open      *simplelru.LRU[connKey, *Conn] // at most MaxOpen, the first opened forgotten first
+	hist      []uint64                       // per bucket, not cumulative; the last is +Inf
 	histSum   float64
 	histCount uint64
 	dropped   map[int]uint64 // per pid: the plugin's running total
@@ -204,7 +205,7 @@ func (o *Observer) Add(name string, trace bool) {
 	defer o.mu.Unlock()
 	if _, ok := o.plugins[name]; !ok {
 		o.plugins[name] = &plugin{stats: Stats{Events: EventsStarting, Trace: trace, Closed: map[string]uint64{},
-			Refused: map[string]uint64{}}, open: map[connKey]*Conn{}, hist: make([]uint64, len(DurationBuckets)+1),
+			Refused: map[string]uint64{}}, open: newOpenTable(), hist: make([]uint64, len(DurationBuckets)+1),
 			dropped: map[int]uint64{}}
 	}
 }
@@ -237,6 +238,18 @@ func (o *Observer) Stats(name string) Stats {
 	return s
 }
 
+// MaxOpen bounds the open connections the observer keeps per plugin, from
+// the plugin's OPENED and CLOSED events: a plugin that drops events when the
+// host reads slowly (SPEC.md, Events) may drop a CLOSED, and clients must not
+// grow the table for ever that way. Past it the connection opened first is
+// forgotten, in constant time.
+const MaxOpen = 1 << 16
+
+func newOpenTable() *simplelru.LRU[connKey, *Conn] {
+	t, _ := simplelru.NewLRU[connKey, *Conn](MaxOpen, nil)
+	return t
+}
+
 // Open returns the open connections of plugin name ("" for every plugin),
 // oldest first.
 func (o *Observer) Open(name string) []Conn {
@@ -247,7 +260,7 @@ func (o *Observer) Open(name string) []Conn {
 		if name != "" && n != name {
 			continue
 		}
-		for _, c := range p.open {
+		for _, c := range p.open.Values() {
 			out = append(out, *c)
 		}
 	}
@@ -393,10 +406,11 @@ func (o *Observer) processGone(name string, pid int) {
 	o.mu.Lock()
 	p := o.plugins[name]
 	var lost []*Conn
-	for k, c := range p.open {
+	for _, k := range p.open.Keys() {
 		if k.pid == pid {
+			c, _ := p.open.Peek(k)
 			lost = append(lost, c)
-			delete(p.open, k)
+			p.open.Remove(k)
 			p.stats.ConnsActive--
 			p.stats.Closed[ReasonExited]++
 		}
@@ -429,12 +443,18 @@ func (o *Observer) batch(name string, pid int, b *protocol.EventBatch) {
 		case protocol.Event_OPENED:
 			p.stats.ConnsActive++
 			p.stats.ConnsTotal++
-			p.open[key] = &Conn{Plugin: name, Pid: pid, Conn: e.GetConn(), Peer: e.GetPeer(), Local: e.GetLocal(), Opened: t}
+			if p.open.Len() >= MaxOpen && !p.open.Contains(key) {
+				// Full: the connection opened first is forgotten, most
+				// likely one whose CLOSED the plugin dropped; if its CLOSED
+				// comes, it counts as one whose OPENED was dropped.
+				p.open.RemoveOldest()
+				p.stats.ConnsActive--
+			}
+			p.open.Add(key, &Conn{Plugin: name, Pid: pid, Conn: e.GetConn(), Peer: e.GetPeer(), Local: e.GetLocal(), Opened: t})
 			recs = append(recs, Event{Time: t, Plugin: name, Kind: KindOpen, Pid: pid, Conn: e.GetConn(),
 				Peer: e.GetPeer(), Local: e.GetLocal()})
 		case protocol.Event_CLOSED:
-			if _, ok := p.open[key]; ok {
-				delete(p.open, key)
+			if p.open.Remove(key) {
 				p.stats.ConnsActive--
 			} else {
 				// Its OPENED was dropped: count it all the same.
@@ -476,7 +496,7 @@ func (o *Observer) batch(name string, pid int, b *protocol.EventBatch) {
 			if e.GetDirection() == protocol.Direction_DIRECTION_OUT {
 				dir = "out"
 			}
-			if c := p.open[key]; c != nil && e.GetConn() != 0 {
+			if c, _ := p.open.Peek(key); c != nil && e.GetConn() != 0 {
 				end := e.GetOffset() + uint64(len(e.GetData()))
 				if dir == "in" {
 					c.TracedIn = max(c.TracedIn, end)

@@ -212,3 +212,29 @@ func TestRing(t *testing.T) {
 		}
 	}
 }
+
+// The open connections kept per plugin are bounded (issue 27, kind 6): a
+// plugin that dropped every CLOSED (it may, when the host reads slowly)
+// leaves at most MaxOpen, the first opened forgotten first.
+func TestObserverBoundsOpen(t *testing.T) {
+	o := New(Config{})
+	o.Add("echo", false)
+	const n = 3 * MaxOpen
+	for first := uint64(1); first <= n; first += 1024 {
+		b := &protocol.EventBatch{}
+		for c := first; c < first+1024; c++ {
+			b.Events = append(b.Events, ev(protocol.Event_OPENED, c, nil))
+		}
+		o.batch("echo", 42, b)
+	}
+	open := o.Open("echo")
+	if len(open) != MaxOpen || o.Stats("echo").ConnsActive != MaxOpen {
+		t.Fatalf("%d open connections kept, %d counted active, after %d opened; want MaxOpen (%d)",
+			len(open), o.Stats("echo").ConnsActive, n, MaxOpen)
+	}
+	// The last MaxOpen stay; a CLOSED of one closes it.
+	o.batch("echo", 42, &protocol.EventBatch{Events: []*protocol.Event{closed(n, "eof", 1, 1, time.Millisecond)}})
+	if got := len(o.Open("echo")); got != MaxOpen-1 {
+		t.Fatalf("after a CLOSED of the last opened: %d kept", got)
+	}
+}

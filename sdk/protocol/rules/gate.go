@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/time/rate"
 )
 
@@ -18,23 +19,37 @@ import (
 type Gate struct {
 	rules atomic.Pointer[Rules]
 
-	mu        sync.Mutex
-	open      int
+	mu   sync.Mutex
+	open int
+	// perSource has an entry per source with a connection counted open:
+	// it is bounded by the open connections (each caller bounds those: the
+	// SDK by the connections it serves, the host by listen's table of the
+	// connections it admitted).
 	perSource map[netip.Addr]int
-	limiters  map[netip.Addr]*rate.Limiter
-	added     int // limiters added since the last sweep
+	limiters  *simplelru.LRU[netip.Addr, *rate.Limiter] // MaxSources, least recently used evicted
 
 	refused  [6]atomic.Uint64 // by reasonIndex
 	onRefuse func(Refusal)
 	logMu    sync.Mutex
-	logged   map[netip.Addr]time.Time // last refusal line per source
+	logged   *simplelru.LRU[netip.Addr, time.Time] // last refusal line per source; maxLogged
 }
+
+// MaxSources bounds the token buckets a Gate keeps, one per source: a flood
+// of datagrams from spoofed sources cannot grow a plugin's memory past it
+// (each costs about 200 bytes: 13 MiB at most). When it is reached the
+// bucket used least recently is forgotten, in constant time, as nginx's
+// limit_req does when its zone is full ("the least recently used state is
+// removed"); a forgotten source starts again with a full bucket, which errs
+// on the side of admitting it once more.
+const MaxSources = 1 << 16
 
 var reasonIndex = map[Reason]int{Deny: 0, NotAllowed: 1, MaxConns: 2, MaxPerSource: 3, Rate: 4, ProxyHeader: 5}
 
 // NewGate returns a gate enforcing r (nil: nothing).
 func NewGate(r *Rules) *Gate {
-	g := &Gate{perSource: map[netip.Addr]int{}, limiters: map[netip.Addr]*rate.Limiter{}, logged: map[netip.Addr]time.Time{}}
+	limiters, _ := simplelru.NewLRU[netip.Addr, *rate.Limiter](MaxSources, nil)
+	logged, _ := simplelru.NewLRU[netip.Addr, time.Time](maxLogged, nil)
+	g := &Gate{perSource: map[netip.Addr]int{}, limiters: limiters, logged: logged}
 	g.SetRules(r)
 	return g
 }
@@ -56,7 +71,7 @@ func (g *Gate) SetRules(r *Rules) {
 	defer g.mu.Unlock()
 	old := g.rules.Swap(r)
 	if old == nil || r == nil || old.Rate != r.Rate || old.Burst != r.Burst {
-		clear(g.limiters)
+		g.limiters.Purge()
 	}
 	if !r.Counts() { // nothing counts now: a later limit starts from what opens then
 		g.open = 0
@@ -164,27 +179,22 @@ func (g *Gate) AdmitDatagram(ip netip.Addr, now time.Time) Reason {
 	return ""
 }
 
-// sweepEvery is how many new token buckets are made between two sweeps of
-// the full ones: a bucket that has refilled says nothing a new one would not,
-// so the map holds only the sources seen within about Burst/Rate seconds.
-const sweepEvery = 1024
-
-// limiter returns src's token bucket; g.mu is held.
+// limiter returns src's token bucket, made full if it has none; g.mu is
+// held. Constant time: past MaxSources the least recently used is evicted.
 func (g *Gate) limiter(r *Rules, src netip.Addr, now time.Time) *rate.Limiter {
-	if l, ok := g.limiters[src]; ok {
+	if l, ok := g.limiters.Get(src); ok {
 		return l
 	}
-	if g.added++; g.added >= sweepEvery {
-		g.added = 0
-		for k, l := range g.limiters {
-			if l.TokensAt(now) >= float64(l.Burst()) {
-				delete(g.limiters, k)
-			}
-		}
-	}
 	l := rate.NewLimiter(r.Rate, r.Burst)
-	g.limiters[src] = l
+	g.limiters.Add(src, l)
 	return l
+}
+
+// Sources returns how many sources have a token bucket.
+func (g *Gate) Sources() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.limiters.Len()
 }
 
 // Refuse counts a refusal for reason from ip and reports whether to log it:
@@ -199,20 +209,19 @@ func (g *Gate) Refuse(why Reason, ip netip.Addr, now time.Time) (log bool) {
 	src := Source(ip)
 	g.logMu.Lock()
 	defer g.logMu.Unlock()
-	if last, ok := g.logged[src]; ok && now.Sub(last) < time.Second {
+	if last, ok := g.logged.Peek(src); ok && now.Sub(last) < time.Second {
 		return false
 	}
-	if len(g.logged) >= maxLogged {
-		for k, t := range g.logged {
-			if now.Sub(t) >= time.Second {
-				delete(g.logged, k)
-			}
-		}
-		if len(g.logged) >= maxLogged {
+	if !g.logged.Contains(src) && g.logged.Len() >= maxLogged {
+		// Full: the oldest line's source is forgotten if its second is
+		// over; if not, maxLogged sources were logged within the second,
+		// and this one is counted but not logged.
+		if _, t, ok := g.logged.GetOldest(); ok && now.Sub(t) < time.Second {
 			return false
 		}
+		g.logged.RemoveOldest()
 	}
-	g.logged[src] = now
+	g.logged.Add(src, now) // to the front: the oldest line stays the oldest
 	return true
 }
 

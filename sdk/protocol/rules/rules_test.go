@@ -260,18 +260,67 @@ func TestGateDatagramsAndRefusals(t *testing.T) {
 	}
 }
 
-func TestGateSweepsFullBuckets(t *testing.T) {
-	g := NewGate(mustCompile(t, &protocol.Rules{RatePerSource: 1000, RateBurst: 1}))
-	now := time.Unix(1, 0)
-	for i := range 3 * sweepEvery {
-		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		g.AdmitDatagram(ip, now.Add(time.Duration(i)*time.Second))
+// The token buckets are bounded by MaxSources whatever the sources (issue
+// 27, kind 6: spoofed UDP sources grew the table for ever): past it the one
+// used least recently goes, in constant time. A source that keeps sending
+// keeps its bucket however many others come; one silent for MaxSources
+// newer sources starts again full.
+func TestGateBoundsBuckets(t *testing.T) {
+	g := NewGate(mustCompile(t, &protocol.Rules{RatePerSource: 1, RateBurst: 1}))
+	now := time.Unix(1, 0) // one instant: no bucket refills
+	a := netip.MustParseAddr("192.0.2.1")
+	if g.AdmitDatagram(a, now) != "" || g.AdmitDatagram(a, now) != Rate {
+		t.Fatal("a's first datagram refused, or its second admitted")
 	}
-	g.mu.Lock()
-	n := len(g.limiters)
-	g.mu.Unlock()
-	if n > sweepEvery+1 {
-		t.Fatalf("%d token buckets kept for sources long refilled; want at most %d", n, sweepEvery+1)
+	spoofed := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	for i := range MaxSources - 1 { // a is the oldest now, and still kept
+		g.AdmitDatagram(spoofed(i), now)
+	}
+	if g.AdmitDatagram(a, now) != Rate { // used: the newest again
+		t.Fatal("a lost its bucket within MaxSources sources")
+	}
+	for i := range 3 * MaxSources {
+		g.AdmitDatagram(spoofed(MaxSources+i), now)
+		if i%4096 == 0 && g.AdmitDatagram(a, now) != Rate { // a keeps sending: its bucket stays
+			t.Fatalf("a, sending all along, lost its bucket after %d new sources", i)
+		}
+	}
+	if n := g.Sources(); n != MaxSources {
+		t.Fatalf("%d token buckets after %d sources, want MaxSources (%d)", n, 4*MaxSources, MaxSources)
+	}
+	for i := range MaxSources { // a is silent: it goes
+		g.AdmitDatagram(spoofed(5*MaxSources+i), now)
+	}
+	if g.AdmitDatagram(a, now) != "" {
+		t.Fatal("a, silent for MaxSources new sources, is still refused")
+	}
+}
+
+// The sources of refusal lines are bounded too: past maxLogged sources
+// within a second the rest are counted, not logged.
+func TestGateBoundsLogged(t *testing.T) {
+	g := NewGate(nil)
+	now := time.Unix(1, 0)
+	logged := 0
+	for i := range 2 * maxLogged {
+		if g.Refuse(Deny, netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), now) {
+			logged++
+		}
+	}
+	if logged != maxLogged || g.Refused()[Deny] != 2*maxLogged {
+		t.Fatalf("%d of %d refusals within a second logged (counted %d), want %d", logged, 2*maxLogged, g.Refused()[Deny], maxLogged)
+	}
+	if !g.Refuse(Deny, netip.MustParseAddr("192.0.2.9"), now.Add(time.Second)) {
+		t.Fatal("a new source's refusal a second later is not logged")
+	}
+}
+
+// Admitting datagrams from new sources costs the same, full table or not.
+func BenchmarkAdmitDatagramNewSources(b *testing.B) {
+	g := NewGate(&Rules{Rate: 1000, Burst: 1})
+	now := time.Unix(1, 0)
+	for i := 0; b.Loop(); i++ {
+		g.AdmitDatagram(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), now)
 	}
 }
 
