@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sockplay/sockplay/internal/e2e"
 	"github.com/sockplay/sockplay/sdk/cmdline"
 )
 
@@ -134,21 +135,12 @@ func TestVersion(t *testing.T) {
 // stallWriter blocks every Write until release is closed.
 type stallWriter struct {
 	release chan struct{}
-	mu      sync.Mutex
-	b       bytes.Buffer
+	e2e.Buffer
 }
 
 func (w *stallWriter) Write(p []byte) (int, error) {
 	<-w.release
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *stallWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
+	return w.Buffer.Write(p)
 }
 
 // A log output nobody reads never blocks a writer: past logQueueBytes the

@@ -680,17 +680,21 @@ func (h *Host) Close() error {
 			mu.Unlock()
 		}
 	})
-	if !waitGroupFor(&h.work, closeWait) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	worked := make(chan struct{})
+	go func() { h.work.Wait(); close(worked) }() // ends once the killed plugins let go
+	select {
+	case <-worked:
+	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("a reload did not end within %s of the kill", closeWait))
 	}
 	if h.draining.Load() {
-		t := time.NewTimer(closeWait)
 		select {
 		case <-h.drained:
-		case <-t.C:
+		case <-ctx.Done():
 			errs = append(errs, fmt.Errorf("the drain did not end within %s of the kill", closeWait))
 		}
-		t.Stop()
 	}
 	h.cleanup()
 	return errors.Join(errs...)
@@ -698,19 +702,6 @@ func (h *Host) Close() error {
 
 // closeWait bounds Close's waits after the kill.
 const closeWait = 5 * time.Second
-
-func waitGroupFor(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
-}
 
 // Stop is how the command line stops the host on a signal: Shutdown, within
 // the drain timeout plus StopGrace, cut short when now is done (a second

@@ -28,13 +28,11 @@ type Lines string
 // the text format a record is then one line, but for a Lines value's block.
 // The host's log is one; Named, With and the standard loggers stay escaped.
 func Escaped(l hclog.Logger) hclog.Logger {
-	if _, ok := l.(escaped); ok {
-		return l
+	if w, ok := l.(wrapped); ok {
+		return wrapped{w.Logger, true}
 	}
-	return escaped{l}
+	return wrapped{l, true}
 }
-
-type escaped struct{ hclog.Logger }
 
 // escapeArgs returns args with keys and values escaped.
 func escapeArgs(args []any) []any {
@@ -70,31 +68,21 @@ func escapeValue(v any) any {
 	return escape.String(fmt.Sprint(v))
 }
 
-func (l escaped) Log(level hclog.Level, msg string, args ...any) {
-	l.Logger.Log(level, escape.String(msg), escapeArgs(args)...)
-}
-func (l escaped) Trace(msg string, args ...any) { l.Log(hclog.Trace, msg, args...) }
-func (l escaped) Debug(msg string, args ...any) { l.Log(hclog.Debug, msg, args...) }
-func (l escaped) Info(msg string, args ...any)  { l.Log(hclog.Info, msg, args...) }
-func (l escaped) Warn(msg string, args ...any)  { l.Log(hclog.Warn, msg, args...) }
-func (l escaped) Error(msg string, args ...any) { l.Log(hclog.Error, msg, args...) }
-func (l escaped) With(args ...any) hclog.Logger { return escaped{l.Logger.With(escapeArgs(args)...)} }
-func (l escaped) Named(name string) hclog.Logger {
-	return escaped{l.Logger.Named(escape.String(name))}
-}
-func (l escaped) ResetNamed(name string) hclog.Logger {
-	return escaped{l.Logger.ResetNamed(escape.String(name))}
-}
-
 // StandardLogger returns a log.Logger whose lines go through l (hclog's own
 // would write past the escaping).
-func (l escaped) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
+func (l wrapped) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
+	if !l.escape {
+		return l.Logger.StandardLogger(opts)
+	}
 	return log.New(l.StandardWriter(opts), "", 0)
 }
 
 // StandardWriter returns a writer whose lines are logged through l, at info,
 // or at the level a "[WARN]"-style prefix gives when opts.InferLevels is set.
-func (l escaped) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writer {
+func (l wrapped) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writer {
+	if !l.escape {
+		return l.Logger.StandardWriter(opts)
+	}
 	if opts == nil {
 		opts = &hclog.StandardLoggerOptions{}
 	}
@@ -102,7 +90,7 @@ func (l escaped) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writer {
 }
 
 type stdWriter struct {
-	l     escaped
+	l     wrapped
 	infer bool
 }
 

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sockplay/sockplay/sdk/escape"
 )
 
 // TimeFormat is the JSON timestamp format: RFC 3339 with microseconds.
@@ -31,15 +33,21 @@ func New(opts *hclog.LoggerOptions) hclog.Logger {
 // Wrap returns l with every time.Duration argument written as its String
 // form.
 func Wrap(l hclog.Logger) hclog.Logger {
-	if _, ok := l.(durations); ok {
+	if _, ok := l.(wrapped); ok {
 		return l
 	}
-	return durations{l}
+	return wrapped{Logger: l}
 }
 
-type durations struct{ hclog.Logger }
+// wrapped is the logger New, Wrap and Escaped return: durations as strings
+// and, with escape set, everything escaped (escaped.go).
+type wrapped struct {
+	hclog.Logger
+	escape bool
+}
 
-func conv(args []any) []any {
+// args returns args with durations as strings, escaped if l escapes.
+func (l wrapped) args(args []any) []any {
 	var out []any
 	for i := 1; i < len(args); i += 2 {
 		if d, ok := args[i].(time.Duration); ok {
@@ -50,25 +58,37 @@ func conv(args []any) []any {
 		}
 	}
 	if out == nil {
-		return args
+		out = args
+	}
+	if l.escape {
+		return escapeArgs(out)
 	}
 	return out
 }
 
-func (l durations) Log(level hclog.Level, msg string, args ...any) {
-	l.Logger.Log(level, msg, conv(args)...)
+func (l wrapped) msg(msg string) string {
+	if l.escape {
+		return escape.String(msg)
+	}
+	return msg
 }
-func (l durations) Trace(msg string, args ...any) { l.Logger.Trace(msg, conv(args)...) }
-func (l durations) Debug(msg string, args ...any) { l.Logger.Debug(msg, conv(args)...) }
-func (l durations) Info(msg string, args ...any)  { l.Logger.Info(msg, conv(args)...) }
-func (l durations) Warn(msg string, args ...any)  { l.Logger.Warn(msg, conv(args)...) }
-func (l durations) Error(msg string, args ...any) { l.Logger.Error(msg, conv(args)...) }
-func (l durations) With(args ...any) hclog.Logger { return durations{l.Logger.With(conv(args)...)} }
-func (l durations) Named(name string) hclog.Logger {
-	return durations{l.Logger.Named(name)}
+
+func (l wrapped) Log(level hclog.Level, msg string, args ...any) {
+	l.Logger.Log(level, l.msg(msg), l.args(args)...)
 }
-func (l durations) ResetNamed(name string) hclog.Logger {
-	return durations{l.Logger.ResetNamed(name)}
+func (l wrapped) Trace(msg string, args ...any) { l.Log(hclog.Trace, msg, args...) }
+func (l wrapped) Debug(msg string, args ...any) { l.Log(hclog.Debug, msg, args...) }
+func (l wrapped) Info(msg string, args ...any)  { l.Log(hclog.Info, msg, args...) }
+func (l wrapped) Warn(msg string, args ...any)  { l.Log(hclog.Warn, msg, args...) }
+func (l wrapped) Error(msg string, args ...any) { l.Log(hclog.Error, msg, args...) }
+func (l wrapped) With(args ...any) hclog.Logger {
+	return wrapped{l.Logger.With(l.args(args)...), l.escape}
+}
+func (l wrapped) Named(name string) hclog.Logger {
+	return wrapped{l.Logger.Named(l.msg(name)), l.escape}
+}
+func (l wrapped) ResetNamed(name string) hclog.Logger {
+	return wrapped{l.Logger.ResetNamed(l.msg(name)), l.escape}
 }
 
 // Entry is one parsed log line.
