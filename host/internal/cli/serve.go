@@ -44,7 +44,8 @@ SIGTERM, which stop accepting, give open connections --drain-timeout to
 finish, stop the plugins and exit 0. A second signal stops at once. SIGHUP
 reads --config again and applies the rules that changed, then replaces every
 plugin whose binary changed on disk by a new process of it, refusing no
-client (see 'sockplay reload').
+client (see 'sockplay reload'); SIGHUPs that come during a reload make one
+more, and a stop during a reload cuts it short.
 
 A plugin that crashes is restarted with capped, jittered exponential backoff
 while its listener stays open: new clients wait in the kernel's backlog. One
