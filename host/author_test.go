@@ -131,20 +131,21 @@ func newcomerLoop(t *testing.T, nc newcomer) {
 	}
 	replaced := dev.waitOut(t, regexp.MustCompile(`shout: replaced: pid (\d+) -> \d+`), 5*time.Minute)
 	// The plugin accepts on the host's listening socket (--handoff listener,
-	// the default), so the old process and the new one both accept until
-	// the old one is drained; once it is gone, every answer is new.
+	// the default): dev reports the replace once the old process has stopped
+	// accepting on it (issue 30), so every client that connects after that
+	// gets the new answer; only the one in flight may be old.
+	afterReplaced := loop.total() + 1
 	oldPid, _ := strconv.Atoi(replaced[1])
+	for deadline := time.Now().Add(time.Minute); loop.total() < afterReplaced+20; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client loop got %d answers in a minute after the replace, want 20", loop.total()-afterReplaced)
+		}
+	}
 	if left := e2e.WaitGone([]int{oldPid}, time.Minute); len(left) > 0 {
 		t.Fatalf("the replaced process %d is still running a minute later", oldPid)
 	}
-	oldGone := loop.total()
-	for deadline := time.Now().Add(time.Minute); loop.total() < oldGone+20; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the client loop got %d answers in a minute after the old process was gone, want 20", loop.total()-oldGone)
-		}
-	}
 	stopLoop()
-	loop.check(t, "you said: hello\n", "YOU SAID: hello\n", oldGone)
+	loop.check(t, "you said: hello\n", "YOU SAID: hello\n", afterReplaced)
 	if got := runNC(t, []byte("hello\n"), host, port); got != "YOU SAID: hello\n" {
 		t.Fatalf("nc after the edit: %q", got)
 	}
@@ -243,8 +244,8 @@ func (l *lineLoop) waitAnswers(t *testing.T, answer string, n int, timeout time.
 }
 
 // check: no refusal, no error; only old answers until the first new one,
-// then both while the old process drains, and only new ones from answer
-// oldGone on (the old process was gone by then).
+// then, until the replace was reported, both, and only new ones from answer
+// oldGone on (the old process took no client by then).
 func (l *lineLoop) check(t *testing.T, old, new string, oldGone int) {
 	t.Helper()
 	l.mu.Lock()
@@ -259,7 +260,7 @@ func (l *lineLoop) check(t *testing.T, old, new string, oldGone int) {
 		case a == new:
 			seenNew = true
 		case a == old && i >= oldGone:
-			t.Errorf("answer %d is the old one after the old process was gone (answer %d on)", i, oldGone)
+			t.Errorf("answer %d is the old one after the replace was reported (answer %d on)", i, oldGone)
 			return
 		case a == old && seenNew:
 			overlap++
@@ -268,7 +269,7 @@ func (l *lineLoop) check(t *testing.T, old, new string, oldGone int) {
 			return
 		}
 	}
-	t.Logf("old answers after the first new one, while both processes accepted: %d", overlap)
+	t.Logf("old answers after the first new one, before the replace was reported: %d", overlap)
 }
 
 func readStatus(t *testing.T, path string) serve.StatusReport {
